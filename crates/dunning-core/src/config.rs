@@ -1,0 +1,549 @@
+//! Configuration from environment variables (and `.env`, loaded by the binaries).
+//!
+//! Variable names are the seed's Laravel names, so an existing `.env` keeps working.
+//! Parsing is pure: it takes a lookup function, so tests need no process environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use time::Time;
+
+use crate::stage::{DEFAULT_STAGES, Stage, parse_stages};
+use crate::zone::{DEFAULT_ZONE, Zone};
+
+/// A configuration problem; the message names the variable and what to write instead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{var} is not set: {hint}")]
+    Missing { var: &'static str, hint: String },
+    /// A variable is set to something we cannot use.
+    #[error("{var}={value:?} is invalid: {hint}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        hint: String,
+    },
+}
+
+impl ConfigError {
+    /// The variable this error is about.
+    pub fn var(&self) -> &'static str {
+        match self {
+            ConfigError::Missing { var, .. } | ConfigError::Invalid { var, .. } => var,
+        }
+    }
+}
+
+/// A secret value (password, token): never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// True when no secret was configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Local hours during which deliveries may go out (`DUNNING_SEND_WINDOW=08:00-20:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendWindow {
+    /// First minute sends are allowed (inclusive).
+    pub start: Time,
+    /// First minute sends are no longer allowed (exclusive).
+    pub end: Time,
+}
+
+impl SendWindow {
+    /// A window open all day.
+    pub const ALWAYS: SendWindow = SendWindow {
+        start: Time::MIDNIGHT,
+        end: Time::MIDNIGHT,
+    };
+
+    /// True when `t` (local time) is inside the window. `start == end` means always open;
+    /// `start > end` wraps past midnight (`20:00-06:00`).
+    pub fn contains(&self, t: Time) -> bool {
+        if self.start == self.end {
+            true
+        } else if self.start < self.end {
+            t >= self.start && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+}
+
+impl fmt::Display for SendWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start.hour(),
+            self.start.minute(),
+            self.end.hour(),
+            self.end.minute()
+        )
+    }
+}
+
+fn parse_hhmm(s: &str) -> Option<Time> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u8 = h.parse().ok()?;
+    let m: u8 = m.parse().ok()?;
+    if h == 24 && m == 0 {
+        return Some(Time::MIDNIGHT);
+    }
+    Time::from_hms(h, m, 0).ok()
+}
+
+impl std::str::FromStr for SendWindow {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (a, b) = s.split_once('-').ok_or(())?;
+        Ok(SendWindow {
+            start: parse_hhmm(a).ok_or(())?,
+            end: parse_hhmm(b).ok_or(())?,
+        })
+    }
+}
+
+/// How email leaves the system (`MAIL_MAILER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailDriver {
+    /// Each message as an `.eml` file in the outbox (the zero-config default).
+    Log,
+    /// A real SMTP server.
+    Smtp(SmtpSettings),
+}
+
+/// Transport security for SMTP (`MAIL_ENCRYPTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// STARTTLS, required: fail if the server does not offer it.
+    StartTls,
+    /// Implicit TLS (usually port 465).
+    Tls,
+    /// Plain text; only when explicitly chosen (a local relay).
+    None,
+}
+
+/// SMTP connection settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Secret,
+    pub encryption: Encryption,
+    pub timeout: Duration,
+}
+
+/// The sender of every email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailFrom {
+    pub address: String,
+    pub name: String,
+}
+
+/// How WhatsApp messages leave the system (`WHATSAPP_DRIVER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhatsAppDriver {
+    /// One JSON line per message in the outbox (the zero-config default).
+    Log,
+    /// The Fonnte HTTP API.
+    Fonnte(FonnteSettings),
+}
+
+/// Fonnte API settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FonnteSettings {
+    pub url: String,
+    pub token: Secret,
+    pub timeout: Duration,
+}
+
+/// Everything the scheduler, the worker and the operator commands read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub database_url: Option<Secret>,
+    pub zone: Zone,
+    pub company_name: String,
+    pub stages: Vec<Stage>,
+    pub send_window: SendWindow,
+    pub templates_dir: Option<PathBuf>,
+    pub outbox_dir: PathBuf,
+    pub mail: MailDriver,
+    pub mail_from: MailFrom,
+    pub whatsapp: WhatsAppDriver,
+    pub fonnte_monthly_quota: u32,
+    pub whatsapp_min_interval: Duration,
+}
+
+/// Every variable `Settings` reads, for documentation checks.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "DUNNING_TIMEZONE",
+    "DUNNING_COMPANY_NAME",
+    "DUNNING_STAGES",
+    "DUNNING_SEND_WINDOW",
+    "DUNNING_TEMPLATES_DIR",
+    "DUNNING_OUTBOX_DIR",
+    "MAIL_MAILER",
+    "MAIL_HOST",
+    "MAIL_PORT",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_ENCRYPTION",
+    "MAIL_FROM_ADDRESS",
+    "MAIL_FROM_NAME",
+    "MAIL_TIMEOUT",
+    "WHATSAPP_DRIVER",
+    "FONNTE_TOKEN",
+    "FONNTE_URL",
+    "FONNTE_TIMEOUT",
+    "FONNTE_MONTHLY_QUOTA",
+    "WHATSAPP_MIN_INTERVAL",
+];
+
+struct Reader<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    /// A set, non-blank value (surrounding whitespace trimmed).
+    fn var(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str, hint: &str) -> Result<String, ConfigError> {
+        self.var(name).ok_or_else(|| ConfigError::Missing {
+            var: name,
+            hint: hint.to_owned(),
+        })
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        hint: &str,
+    ) -> Result<T, ConfigError> {
+        match self.var(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                var: name,
+                value: v,
+                hint: hint.to_owned(),
+            }),
+        }
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let hint = "a number of seconds, e.g. 5 or 0.5";
+        match self.var(name) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => v
+                .trim_end_matches('s')
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: name,
+                    value: v,
+                    hint: hint.to_owned(),
+                }),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the settings through `lookup` (a variable name to its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let r = Reader { lookup };
+        let zone = match r.var("DUNNING_TIMEZONE") {
+            None => DEFAULT_ZONE.parse().expect("default zone"),
+            Some(v) => v
+                .parse()
+                .map_err(|e: crate::zone::ZoneError| ConfigError::Invalid {
+                    var: "DUNNING_TIMEZONE",
+                    value: v,
+                    hint: e.to_string(),
+                })?,
+        };
+        let stages = parse_stages(
+            &r.var("DUNNING_STAGES")
+                .unwrap_or_else(|| DEFAULT_STAGES.into()),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            var: "DUNNING_STAGES",
+            value: r.var("DUNNING_STAGES").unwrap_or_default(),
+            hint: format!("{e}; write a comma-separated list such as {DEFAULT_STAGES}"),
+        })?;
+        let send_window = r.parsed(
+            "DUNNING_SEND_WINDOW",
+            "08:00-20:00".parse().expect("default window"),
+            "write local hours as HH:MM-HH:MM, e.g. 08:00-20:00 (00:00-00:00 = any time)",
+        )?;
+        let mail = match r
+            .var("MAIL_MAILER")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("log") => MailDriver::Log,
+            Some("smtp") => {
+                let encryption = match r
+                    .var("MAIL_ENCRYPTION")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref()
+                {
+                    None | Some("tls") | Some("starttls") => Encryption::StartTls,
+                    Some("ssl") | Some("smtps") => Encryption::Tls,
+                    Some("none") | Some("null") => Encryption::None,
+                    Some(_) => {
+                        return Err(ConfigError::Invalid {
+                            var: "MAIL_ENCRYPTION",
+                            value: r.var("MAIL_ENCRYPTION").unwrap_or_default(),
+                            hint: "use tls (STARTTLS, port 587), ssl (implicit TLS, port 465) or none (local relay only)".into(),
+                        });
+                    }
+                };
+                let default_port = match encryption {
+                    Encryption::StartTls => 587,
+                    Encryption::Tls => 465,
+                    Encryption::None => 25,
+                };
+                MailDriver::Smtp(SmtpSettings {
+                    host: r.required(
+                        "MAIL_HOST",
+                        "set it to your SMTP server, e.g. smtp.gmail.com",
+                    )?,
+                    port: r.parsed("MAIL_PORT", default_port, "a TCP port such as 587 or 465")?,
+                    username: r.var("MAIL_USERNAME"),
+                    password: Secret::new(r.var("MAIL_PASSWORD").unwrap_or_default()),
+                    encryption,
+                    timeout: r.seconds("MAIL_TIMEOUT", 30)?,
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "MAIL_MAILER",
+                    value: r.var("MAIL_MAILER").unwrap_or_default(),
+                    hint: "use smtp, or log to write .eml files into the outbox".into(),
+                });
+            }
+        };
+        let company_name = r
+            .var("DUNNING_COMPANY_NAME")
+            .unwrap_or_else(|| "Wikarta Provider".into());
+        let mail_from = MailFrom {
+            address: r
+                .var("MAIL_FROM_ADDRESS")
+                .unwrap_or_else(|| "noreply@example.com".into()),
+            name: r
+                .var("MAIL_FROM_NAME")
+                .unwrap_or_else(|| company_name.clone()),
+        };
+        if matches!(mail, MailDriver::Smtp(_)) && r.var("MAIL_FROM_ADDRESS").is_none() {
+            return Err(ConfigError::Missing {
+                var: "MAIL_FROM_ADDRESS",
+                hint: "set the sender address, e.g. noreply@wikarta.com".into(),
+            });
+        }
+        if !mail_from.address.contains('@') {
+            return Err(ConfigError::Invalid {
+                var: "MAIL_FROM_ADDRESS",
+                value: mail_from.address,
+                hint: "an email address such as noreply@wikarta.com".into(),
+            });
+        }
+        let whatsapp = match r
+            .var("WHATSAPP_DRIVER")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("log") => WhatsAppDriver::Log,
+            Some("fonnte") => WhatsAppDriver::Fonnte(FonnteSettings {
+                url: r
+                    .var("FONNTE_URL")
+                    .unwrap_or_else(|| "https://api.fonnte.com".into())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                token: Secret::new(r.required(
+                    "FONNTE_TOKEN",
+                    "copy the device token from fonnte.com (Device → Token)",
+                )?),
+                timeout: r.seconds("FONNTE_TIMEOUT", 30)?,
+            }),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "WHATSAPP_DRIVER",
+                    value: r.var("WHATSAPP_DRIVER").unwrap_or_default(),
+                    hint: "use fonnte, or log to write JSON lines into the outbox".into(),
+                });
+            }
+        };
+        Ok(Settings {
+            database_url: r.var("DATABASE_URL").map(Secret::new),
+            zone,
+            company_name,
+            stages,
+            send_window,
+            templates_dir: r.var("DUNNING_TEMPLATES_DIR").map(PathBuf::from),
+            outbox_dir: PathBuf::from(
+                r.var("DUNNING_OUTBOX_DIR")
+                    .unwrap_or_else(|| "storage/outbox".into()),
+            ),
+            mail,
+            mail_from,
+            whatsapp,
+            fonnte_monthly_quota: r.parsed(
+                "FONNTE_MONTHLY_QUOTA",
+                1000,
+                "a whole number of messages per month, e.g. 1000",
+            )?,
+            whatsapp_min_interval: r.seconds("WHATSAPP_MIN_INTERVAL", 5)?,
+        })
+    }
+
+    /// The database URL, or an error that says how to get one.
+    pub fn require_database_url(&self) -> Result<&Secret, ConfigError> {
+        self.database_url.as_ref().ok_or_else(|| ConfigError::Missing {
+            var: "DATABASE_URL",
+            hint: "set it in .env, e.g. DATABASE_URL=postgres://user:pass@localhost/dunning (for the local demo database: export DATABASE_URL=$(scripts/dev-db url))".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn zero_config_defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.zone.name(), "Asia/Jakarta");
+        assert_eq!(s.company_name, "Wikarta Provider");
+        assert_eq!(s.stages.len(), 4);
+        assert_eq!(s.mail, MailDriver::Log);
+        assert_eq!(s.whatsapp, WhatsAppDriver::Log);
+        assert_eq!(s.fonnte_monthly_quota, 1000);
+        assert_eq!(s.whatsapp_min_interval, Duration::from_secs(5));
+        assert_eq!(s.send_window.to_string(), "08:00-20:00");
+        assert_eq!(s.outbox_dir, PathBuf::from("storage/outbox"));
+    }
+
+    #[test]
+    fn seed_smtp_env_parses() {
+        let s = settings(&[
+            ("MAIL_MAILER", "smtp"),
+            ("MAIL_HOST", "smtp.gmail.com"),
+            ("MAIL_PORT", "587"),
+            ("MAIL_USERNAME", "your-email@gmail.com"),
+            ("MAIL_PASSWORD", "your-app-password"),
+            ("MAIL_ENCRYPTION", "tls"),
+            ("MAIL_FROM_ADDRESS", "noreply@wikarta.com"),
+            ("MAIL_FROM_NAME", "Wikarta Provider"),
+        ])
+        .unwrap();
+        let MailDriver::Smtp(smtp) = &s.mail else {
+            panic!("expected smtp")
+        };
+        assert_eq!(smtp.encryption, Encryption::StartTls);
+        assert_eq!(smtp.port, 587);
+        assert!(!format!("{s:?}").contains("your-app-password"));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("DUNNING_TIMEZONE", "Mars/Olympus")], "DUNNING_TIMEZONE"),
+            (&[("DUNNING_STAGES", "T-7,X")], "DUNNING_STAGES"),
+            (&[("DUNNING_SEND_WINDOW", "8-20")], "DUNNING_SEND_WINDOW"),
+            (&[("MAIL_MAILER", "sendgrid")], "MAIL_MAILER"),
+            (&[("MAIL_MAILER", "smtp")], "MAIL_HOST"),
+            (
+                &[
+                    ("MAIL_MAILER", "smtp"),
+                    ("MAIL_HOST", "h"),
+                    ("MAIL_ENCRYPTION", "yes"),
+                ],
+                "MAIL_ENCRYPTION",
+            ),
+            (
+                &[
+                    ("MAIL_MAILER", "smtp"),
+                    ("MAIL_HOST", "h"),
+                    ("MAIL_PORT", "x"),
+                ],
+                "MAIL_PORT",
+            ),
+            (&[("WHATSAPP_DRIVER", "fonnte")], "FONNTE_TOKEN"),
+            (&[("FONNTE_MONTHLY_QUOTA", "-1")], "FONNTE_MONTHLY_QUOTA"),
+            (
+                &[("WHATSAPP_MIN_INTERVAL", "soon")],
+                "WHATSAPP_MIN_INTERVAL",
+            ),
+        ];
+        for (vars, var) in cases {
+            let err = settings(vars).unwrap_err();
+            assert_eq!(err.var(), *var, "{vars:?}");
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn send_window_wraps_midnight() {
+        let w: SendWindow = "20:00-06:00".parse().unwrap();
+        assert!(w.contains(Time::from_hms(23, 0, 0).unwrap()));
+        assert!(!w.contains(Time::from_hms(12, 0, 0).unwrap()));
+        let day: SendWindow = "08:00-20:00".parse().unwrap();
+        assert!(day.contains(Time::from_hms(8, 0, 0).unwrap()));
+        assert!(!day.contains(Time::from_hms(20, 0, 0).unwrap()));
+        assert!(SendWindow::ALWAYS.contains(Time::from_hms(3, 0, 0).unwrap()));
+    }
+}

@@ -1,0 +1,50 @@
+//! Storage errors.
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be reached (`target` is host:port/db, no credentials).
+    #[error("cannot connect to the database at {target}: {reason}")]
+    Connect { target: String, reason: String },
+    /// The schema is older than this program.
+    #[error(
+        "the database has {} pending migration(s) ({}): run `dunning-schedule migrate` first",
+        .0.len(), .0.join(", ")
+    )]
+    PendingMigrations(Vec<String>),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// No pooled connection could be had.
+    #[error("database pool: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+}
+
+impl StoreError {
+    /// True when retrying later may help (lost connection, server restarting),
+    /// as opposed to a bug or a constraint violation.
+    pub fn is_connection_problem(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            StoreError::Connect { .. } | StoreError::Pool(_) => true,
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                let m = info.message();
+                m.contains("terminating connection")
+                    || m.contains("server closed the connection")
+                    || m.contains("no connection to the server")
+                    || m.contains("the database system is")
+                    || m.contains("connection")
+            }
+            StoreError::Query(Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Shorthand for storage results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,10 @@
+//! Dunning's storage: the diesel schema, the embedded migrations, the job queue and
+//! the notifications ledger. Every SQL statement of the system lives in this crate.
+
+pub mod billing;
+pub mod db;
+mod error;
+pub mod schema;
+
+pub use db::{PgPool, PooledConn};
+pub use error::{Result, StoreError};

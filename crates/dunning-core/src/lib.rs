@@ -3,6 +3,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod contact;
 pub mod format;
 pub mod mask;
 pub mod message;

@@ -1,1 +1,39 @@
-//! dunning-schedule
+//! `dunning-schedule`: the daily scheduler and the operator commands.
+//!
+//! The binary is a thin shell around [`main`]; everything is here so that the
+//! commands can share code and be tested.
+
+pub mod app;
+pub mod cli;
+pub mod migrate;
+pub mod output;
+pub mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Parses the command line, runs the command, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(app::exit_code(&err))
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let settings = app::load_settings()?;
+    match cli.command {
+        None => run::run(&settings, &cli.run),
+        Some(Command::Run(args)) => run::run(&settings, &args),
+        Some(Command::Migrate) => migrate::migrate(&settings),
+        Some(other) => Err(app::UsageError(format!("{other:?} is not available yet")).into()),
+    }
+}

@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod db;
 mod error;
+pub mod scheduling;
 pub mod schema;
 
 pub use db::{PgPool, PooledConn};

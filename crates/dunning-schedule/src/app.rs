@@ -1,0 +1,84 @@
+//! What every command needs: settings, a database connection, exit codes.
+
+use std::fmt;
+
+use diesel::pg::PgConnection;
+use dunning_core::Settings;
+use dunning_core::config::ConfigError;
+
+/// A usage or configuration problem: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The exit code for an error: 2 for usage and configuration, 1 for everything else.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err
+        .chain()
+        .any(|e| e.is::<UsageError>() || e.is::<ConfigError>())
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Loads `.env` from the working directory (if any) and reads the settings.
+pub fn load_settings() -> anyhow::Result<Settings> {
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => {
+            return Err(UsageError(format!(
+                ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
+            ))
+            .into());
+        }
+    }
+    Ok(Settings::from_env()?)
+}
+
+/// Connects to the database and refuses to go on when migrations are pending.
+pub fn connect_migrated(settings: &Settings) -> anyhow::Result<PgConnection> {
+    let mut conn = connect(settings)?;
+    dunning_store::db::ensure_migrated(&mut conn)?;
+    Ok(conn)
+}
+
+/// Connects to the database.
+pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {
+    let url = settings.require_database_url()?;
+    Ok(dunning_store::db::connect(url.expose())?)
+}
+
+/// Parses a `YYYY-MM-DD` flag.
+pub fn parse_date(flag: &str, value: &str) -> anyhow::Result<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(value.trim(), &format).map_err(|_| {
+        UsageError(format!(
+            "{flag} {value:?} is not a date: write YYYY-MM-DD, e.g. 2025-11-15"
+        ))
+        .into()
+    })
+}
+
+/// The host name, for `schedule_runs` and worker ids.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,189 @@
+//! Command-line interface of `dunning-schedule`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Dunning scheduler: queues today's payment reminders (T-7, T-3, T-1, T+3) for the
+/// worker, and the operator commands around it. Run it daily at 08:00 local time
+/// from cron or Task Scheduler. Configuration comes from the environment and from
+/// `.env` in the working directory.
+#[derive(Debug, Parser)]
+#[command(name = "dunning-schedule", version, propagate_version = true)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options of a scheduler run (the bare command, or `run`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// Run for this local date instead of today (YYYY-MM-DD): backfills and tests.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+
+    /// Write nothing; print what a real run would queue, and the WhatsApp quota it would use.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Catch up runs missed on up to this many previous days (0 turns catch-up off).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DUNNING_CATCH_UP_DAYS",
+        default_value_t = 3
+    )]
+    pub catch_up_days: u32,
+
+    /// The queue the jobs go to (workers take from it with --queue).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DUNNING_QUEUE",
+        default_value = "default"
+    )]
+    pub queue: String,
+
+    /// Print emoji markers even when stdout is not a terminal.
+    #[arg(long)]
+    pub emoji: bool,
+
+    /// Print only the totals.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+
+    /// Print one JSON summary (for monitoring) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Queue today's reminders (the same as running without a command).
+    Run(RunArgs),
+
+    /// Apply pending database migrations and list them.
+    Migrate,
+
+    /// Send one WhatsApp message now through the configured driver (asks first).
+    TestWhatsapp {
+        /// Phone number, e.g. 085707211646.
+        phone: String,
+        /// The message text.
+        message: String,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+
+    /// Create a test customer and invoice and queue its reminders now (asks first).
+    TestDunning {
+        /// The test customer's email address.
+        email: String,
+        /// The test customer's phone number.
+        phone: String,
+        /// The stage to test.
+        #[arg(long, default_value = "T-3")]
+        stage: String,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+
+    /// Notifications per channel and status, queue health, WhatsApp quota, recent days.
+    Stats {
+        /// The day to report (local date, default today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// How many days the chart covers.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// List failed deliveries with their last error.
+    Failed {
+        /// Only those created on or after this local date.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Put failed deliveries back on the queue (payment and once-a-day checks still apply).
+    Retry {
+        /// Notification ids (from `failed`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Retry every failed delivery.
+        #[arg(long)]
+        all: bool,
+        /// Only this channel (email or whatsapp).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+
+    /// Check database, schedule, workers, SMTP, Fonnte and templates; say how to fix each problem.
+    Doctor,
+
+    /// Import customers and invoices from CSV files (idempotent upsert).
+    Import {
+        /// Customers CSV (external_id,name,email,phone).
+        #[arg(long, value_name = "FILE")]
+        customers: Option<PathBuf>,
+        /// Invoices CSV (number,customer_external_id,amount,due_date,status).
+        #[arg(long, value_name = "FILE")]
+        invoices: Option<PathBuf>,
+        /// Import the valid rows and report the invalid ones (default: all or nothing).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+
+    /// Mark invoices paid or void (for operators without a billing application).
+    Invoice {
+        #[command(subcommand)]
+        action: InvoiceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvoiceAction {
+    /// Mark invoices paid: their reminders stop now.
+    Paid {
+        /// Invoice numbers.
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
+    /// Mark invoices void: their reminders stop now.
+    Void {
+        /// Invoice numbers.
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_dry_run_still_parses() {
+        let cli =
+            Cli::try_parse_from(["dunning-schedule", "--dry-run", "--date", "2025-11-15"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.run.dry_run);
+    }
+}

@@ -1,0 +1,294 @@
+//! The scheduler run: the bare `dunning-schedule` command.
+
+use std::fmt::Write as _;
+
+use dunning_core::{Settings, Stage};
+use dunning_store::scheduling::{self, Group, Line, Outcome, Report, Request};
+use serde_json::json;
+use time::{Date, OffsetDateTime};
+
+use crate::app;
+use crate::cli::RunArgs;
+use crate::output::Marks;
+
+/// Runs the scheduler and prints its report; returns the text printed.
+pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
+    let run_date = match &args.date {
+        Some(d) => app::parse_date("--date", d)?,
+        None => settings.zone.date_at(OffsetDateTime::now_utc()),
+    };
+    let marks = Marks::detect(args.emoji);
+    let mut conn = app::connect_migrated(settings)?;
+    let host = app::hostname();
+    let report = scheduling::schedule(
+        &mut conn,
+        &Request {
+            run_date,
+            stages: &settings.stages,
+            catch_up_days: args.catch_up_days,
+            queue: &args.queue,
+            dry_run: args.dry_run,
+            lines: !(args.quiet || args.json),
+            host: &host,
+        },
+    )?;
+    let quota = if args.dry_run || args.json {
+        let sent =
+            scheduling::whatsapp_sent_this_month(&mut conn, run_date, settings.zone.offset())?;
+        Some(Quota {
+            limit: i64::from(settings.fonnte_monthly_quota),
+            sent,
+        })
+    } else {
+        None
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&summary_json(settings, run_date, args, &report, quota))?
+    } else {
+        render_text(settings, run_date, args, &report, quota, marks)
+    };
+    println!("{text}");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Quota {
+    limit: i64,
+    sent: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    found: i64,
+    dispatched: i64,
+    skipped: i64,
+    email_jobs: i64,
+    whatsapp_jobs: i64,
+}
+
+fn totals<'a>(groups: impl Iterator<Item = &'a Group>) -> Totals {
+    let mut t = Totals::default();
+    for g in groups {
+        t.found += g.invoices;
+        if g.dispatched() {
+            t.dispatched += g.invoices;
+        } else {
+            t.skipped += g.invoices;
+        }
+        if g.email == Some(Outcome::Dispatched) {
+            t.email_jobs += g.invoices;
+        }
+        if g.whatsapp == Some(Outcome::Dispatched) {
+            t.whatsapp_jobs += g.invoices;
+        }
+    }
+    t
+}
+
+/// The stage days of this run in print order: the missed days' stages that found
+/// something (catch-up), then every configured stage of the run date.
+fn sections(settings: &Settings, run_date: Date, report: &Report) -> Vec<(Stage, Date, bool)> {
+    let mut out: Vec<(Stage, Date, bool)> = Vec::new();
+    for g in &report.groups {
+        if g.stage_date != run_date && !out.contains(&(g.stage, g.stage_date, true)) {
+            out.push((g.stage, g.stage_date, true));
+        }
+    }
+    out.extend(settings.stages.iter().map(|s| (*s, run_date, false)));
+    out
+}
+
+fn channels_of(line: &Line) -> String {
+    let mut v = Vec::new();
+    if line.email == Some(Outcome::Dispatched) {
+        v.push("email");
+    }
+    if line.whatsapp == Some(Outcome::Dispatched) {
+        v.push("whatsapp");
+    }
+    v.join(" + ")
+}
+
+fn skip_reason(line: &Line) -> String {
+    let reasons: Vec<&str> = [line.email, line.whatsapp]
+        .into_iter()
+        .flatten()
+        .filter(|o| *o != Outcome::Dispatched)
+        .map(Outcome::reason)
+        .collect();
+    let mut unique: Vec<&str> = Vec::new();
+    for r in reasons {
+        if !unique.contains(&r) {
+            unique.push(r);
+        }
+    }
+    unique.join("; ")
+}
+
+fn render_text(
+    settings: &Settings,
+    run_date: Date,
+    args: &RunArgs,
+    report: &Report,
+    quota: Option<Quota>,
+    m: Marks,
+) -> String {
+    let mut out = String::new();
+    let dry = args.dry_run;
+    if !args.quiet {
+        if dry {
+            let _ = writeln!(
+                out,
+                "{} Dry run: nothing is written or sent; this is what a real run would do.",
+                m.info
+            );
+        }
+        let _ = writeln!(out, "{} Starting dunning scheduler...", m.start);
+        if !report.missed_days.is_empty() {
+            let days: Vec<String> = report.missed_days.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                out,
+                "{} No scheduler run on {}: catching up (newest applicable stage only)",
+                m.catch_up,
+                days.join(", ")
+            );
+        }
+        for (stage, day, catch_up) in sections(settings, run_date, report) {
+            let in_section = |g: &&Group| g.stage == stage && g.stage_date == day;
+            let t = totals(report.groups.iter().filter(in_section));
+            let target = stage.target_due_date(day);
+            if catch_up {
+                let _ = writeln!(
+                    out,
+                    "{} Catch-up {stage} (missed {day}, due {target}): Found {} invoices",
+                    m.catch_up, t.found
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{} Stage {stage} ({target}): Found {} invoices",
+                    m.stage, t.found
+                );
+            }
+            for line in report
+                .lines
+                .iter()
+                .filter(|l| l.stage == stage && l.stage_date == day)
+            {
+                if line.dispatched() {
+                    let verb = if dry { "Would dispatch" } else { "Dispatched" };
+                    let mut extra = String::new();
+                    let partial = skip_reason(line);
+                    if !partial.is_empty() {
+                        extra = format!("; other channel: {partial}");
+                    }
+                    let _ = writeln!(
+                        out,
+                        "   {} {verb} {} to {} ({}{extra})",
+                        m.ok,
+                        line.invoice_number,
+                        line.customer_name,
+                        channels_of(line)
+                    );
+                } else if [line.email, line.whatsapp].contains(&Some(Outcome::NoContact)) {
+                    let _ = writeln!(
+                        out,
+                        "   {} Skipped {} ({} has no email address and no phone number)",
+                        m.warn, line.invoice_number, line.customer_name
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "   {} Skipped {} ({})",
+                        m.skip,
+                        line.invoice_number,
+                        skip_reason(line)
+                    );
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let all = totals(report.groups.iter());
+    let title = if dry {
+        "Dunning scheduler dry run completed:"
+    } else {
+        "Dunning scheduler completed:"
+    };
+    let _ = writeln!(out, "{} {title}", m.ok);
+    let verb = if dry { "Would dispatch" } else { "Dispatched" };
+    let _ = writeln!(out, "   {} {verb}: {}", m.sent, all.dispatched);
+    let _ = writeln!(out, "   {} Skipped: {}", m.skip, all.skipped);
+    let _ = writeln!(
+        out,
+        "   {} Email: {}   {} WhatsApp: {}   (run date {run_date}, {})",
+        m.email, all.email_jobs, m.whatsapp, all.whatsapp_jobs, settings.zone
+    );
+    if let Some(q) = quota {
+        let remaining = (q.limit - q.sent).max(0);
+        let _ = writeln!(
+            out,
+            "   {} WhatsApp quota: {} sent this month, {} of {} left; this run uses {}",
+            m.whatsapp, q.sent, remaining, q.limit, all.whatsapp_jobs
+        );
+        if all.whatsapp_jobs > remaining {
+            let _ = writeln!(
+                out,
+                "   {} This run needs {} WhatsApp messages but only {} remain this month (FONNTE_MONTHLY_QUOTA={}): the rest will wait for next month. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
+                m.warn, all.whatsapp_jobs, remaining, q.limit
+            );
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+fn summary_json(
+    settings: &Settings,
+    run_date: Date,
+    args: &RunArgs,
+    report: &Report,
+    quota: Option<Quota>,
+) -> serde_json::Value {
+    let stages: Vec<serde_json::Value> = sections(settings, run_date, report)
+        .into_iter()
+        .map(|(stage, day, catch_up)| {
+            let t = totals(
+                report
+                    .groups
+                    .iter()
+                    .filter(|g| g.stage == stage && g.stage_date == day),
+            );
+            json!({
+                "stage": stage.to_string(),
+                "stage_date": day.to_string(),
+                "due_date": stage.target_due_date(day).to_string(),
+                "catch_up": catch_up,
+                "found": t.found,
+                "dispatched": t.dispatched,
+                "skipped": t.skipped,
+                "jobs": { "email": t.email_jobs, "whatsapp": t.whatsapp_jobs },
+            })
+        })
+        .collect();
+    let all = totals(report.groups.iter());
+    json!({
+        "run_date": run_date.to_string(),
+        "timezone": settings.zone.name(),
+        "dry_run": args.dry_run,
+        "missed_days": report.missed_days.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "stages": stages,
+        "totals": {
+            "found": all.found,
+            "dispatched": all.dispatched,
+            "skipped": all.skipped,
+            "jobs": { "email": all.email_jobs, "whatsapp": all.whatsapp_jobs },
+        },
+        "whatsapp_quota": quota.map(|q| json!({
+            "limit": q.limit,
+            "sent_this_month": q.sent,
+            "remaining": (q.limit - q.sent).max(0),
+            "this_run": all.whatsapp_jobs,
+            "exceeded": all.whatsapp_jobs > (q.limit - q.sent).max(0),
+        })),
+    })
+}

@@ -1,0 +1,438 @@
+//! The scheduler's one statement: select due invoices, write ledger rows and jobs.
+//!
+//! Exactly-once is the database's job, not ours: every candidate is inserted with
+//! `ON CONFLICT DO NOTHING` against two unique indexes (invoice·stage·channel·day and
+//! invoice·channel·day), so reruns, overlapping cron runs and runs on two hosts at
+//! once can only ever create each reminder once. There is no check-then-insert.
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Integer, Nullable, Text};
+use time::{Date, Duration};
+
+use dunning_core::Stage;
+
+use crate::Result;
+use crate::schema::schedule_runs;
+
+/// What the scheduler did (or, in a dry run, would do) with one invoice on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A job was queued.
+    Dispatched,
+    /// This stage was already sent on this channel (an earlier run).
+    AlreadySent,
+    /// This stage is already waiting in the queue.
+    AlreadyQueued,
+    /// This stage already failed for good; `dunning-schedule retry` re-sends it.
+    AlreadyFailed,
+    /// This stage was already skipped (paid meanwhile, no contact, …).
+    AlreadySkipped,
+    /// Another stage already reminded this invoice on this channel today.
+    RemindedToday,
+    /// A concurrent run inserted the same reminder a moment earlier.
+    TakenByConcurrentRun,
+    /// The customer has neither an email address nor a phone number (recorded as skipped).
+    NoContact,
+}
+
+impl Outcome {
+    fn from_db(s: &str) -> Self {
+        match s {
+            "dispatched" => Outcome::Dispatched,
+            "already_sent" => Outcome::AlreadySent,
+            "already_queued" => Outcome::AlreadyQueued,
+            "already_failed" => Outcome::AlreadyFailed,
+            "already_skipped" => Outcome::AlreadySkipped,
+            "reminded_today" => Outcome::RemindedToday,
+            "no_contact" => Outcome::NoContact,
+            _ => Outcome::TakenByConcurrentRun,
+        }
+    }
+
+    /// The reason shown after "Skipped", as in the seed's `(already sent)`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outcome::Dispatched => "dispatched",
+            Outcome::AlreadySent => "already sent",
+            Outcome::AlreadyQueued => "already queued",
+            Outcome::AlreadyFailed => "already failed; use `dunning-schedule retry` to send again",
+            Outcome::AlreadySkipped => "already skipped",
+            Outcome::RemindedToday => "already reminded today",
+            Outcome::TakenByConcurrentRun => "already queued by a concurrent run",
+            Outcome::NoContact => "customer has no email address and no phone number",
+        }
+    }
+}
+
+/// One invoice, as the scheduler saw it: the outcome on each channel it was
+/// considered for (`None`: the customer has no contact for that channel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub stage: Stage,
+    /// The day this stage fell on (the run date, or a missed day for catch-up).
+    pub stage_date: Date,
+    pub due_date: Date,
+    pub invoice_number: String,
+    pub customer_name: String,
+    pub email: Option<Outcome>,
+    pub whatsapp: Option<Outcome>,
+}
+
+impl Line {
+    /// True when at least one channel got a job.
+    pub fn dispatched(&self) -> bool {
+        self.email == Some(Outcome::Dispatched) || self.whatsapp == Some(Outcome::Dispatched)
+    }
+}
+
+/// How many invoices of one stage day ended with one combination of channel outcomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub stage: Stage,
+    pub stage_date: Date,
+    pub email: Option<Outcome>,
+    pub whatsapp: Option<Outcome>,
+    pub invoices: i64,
+}
+
+impl Group {
+    /// True when at least one channel got a job.
+    pub fn dispatched(&self) -> bool {
+        self.email == Some(Outcome::Dispatched) || self.whatsapp == Some(Outcome::Dispatched)
+    }
+}
+
+/// What to schedule.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The local date of this run.
+    pub run_date: Date,
+    pub stages: &'a [Stage],
+    /// Days before `run_date` on which a run that did not happen is caught up.
+    pub catch_up_days: u32,
+    pub queue: &'a str,
+    /// Do everything, then roll back: the report shows what a real run would do.
+    pub dry_run: bool,
+    /// Return one [`Line`] per invoice and channel (otherwise only [`Count`]s).
+    pub lines: bool,
+    /// Recorded in `schedule_runs`.
+    pub host: &'a str,
+}
+
+/// The scheduler's result.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Days in the catch-up window on which no run happened.
+    pub missed_days: Vec<Date>,
+    /// Per-invoice lines (when requested), ordered by stage day, stage, number.
+    pub lines: Vec<Line>,
+    /// Invoice counts per stage day and outcome combination (always filled).
+    pub groups: Vec<Group>,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Integer)]
+    off: i32,
+    #[diesel(sql_type = SqlDate)]
+    stage_date: Date,
+    #[diesel(sql_type = SqlDate)]
+    due_date: Date,
+    #[diesel(sql_type = Text)]
+    number: String,
+    #[diesel(sql_type = Text)]
+    customer_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    whatsapp: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct GroupRow {
+    #[diesel(sql_type = Integer)]
+    off: i32,
+    #[diesel(sql_type = SqlDate)]
+    stage_date: Date,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    whatsapp: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    invoices: i64,
+}
+
+#[derive(QueryableByName)]
+struct DateRow {
+    #[diesel(sql_type = Nullable<SqlDate>)]
+    d: Option<Date>,
+}
+
+/// The candidates and the inserts. `$1..$3` the plan (stage label, offset, stage day),
+/// `$4` the run date, `$5` the queue.
+///
+/// - `hits`: unpaid invoices whose stage falls on a planned day; a "will be due"
+///   stage (offset ≤ 0) is never sent once the due date has passed.
+/// - `chosen`: per invoice, only the newest applicable stage (catch-up sends one
+///   reminder, not a backlog).
+/// - `cand`: one row per channel the customer can be reached on; a customer with
+///   neither contact gets rows with a NULL recipient, recorded as skipped.
+/// - `prior`: what the ledger already holds for this invoice, stage and channel (any
+///   day), or for this invoice and channel today.
+const CANDIDATES: &str = "
+WITH plan AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::date[]) AS p(stage, off, stage_date)
+), hits AS (
+    SELECT i.id AS invoice_id, i.customer_id, i.number, i.due_date, p.stage, p.off, p.stage_date
+    FROM plan p
+    JOIN invoices i ON i.status = 'unpaid' AND i.due_date = p.stage_date - p.off
+    WHERE NOT (p.off <= 0 AND i.due_date < $4)
+), chosen AS (
+    SELECT DISTINCT ON (invoice_id) * FROM hits ORDER BY invoice_id, stage_date DESC
+), cand AS (
+    SELECT h.*, cu.name AS customer_name, ch.channel, ch.recipient
+    FROM chosen h
+    JOIN customers cu ON cu.id = h.customer_id
+    CROSS JOIN LATERAL (VALUES ('email', NULLIF(btrim(cu.email), '')),
+                               ('whatsapp', NULLIF(btrim(cu.phone), ''))) AS ch(channel, recipient)
+    WHERE ch.recipient IS NOT NULL
+       OR (NULLIF(btrim(cu.email), '') IS NULL AND NULLIF(btrim(cu.phone), '') IS NULL)
+), prior AS (
+    SELECT c.*,
+        (SELECT n.status FROM notifications n
+          WHERE n.invoice_id = c.invoice_id AND n.stage = c.stage AND n.channel = c.channel
+          ORDER BY n.run_date DESC LIMIT 1) AS prev_status,
+        EXISTS (SELECT 1 FROM notifications n
+          WHERE n.invoice_id = c.invoice_id AND n.channel = c.channel AND n.run_date = $4) AS today
+    FROM cand c
+), ins AS (
+    INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, error)
+    SELECT invoice_id, customer_id, stage, channel, $4, recipient,
+           CASE WHEN recipient IS NULL THEN 'skipped' ELSE 'queued' END,
+           CASE WHEN recipient IS NULL THEN 'customer has no email address and no phone number' END
+    FROM prior
+    WHERE prev_status IS NULL AND NOT today
+    ON CONFLICT DO NOTHING
+    RETURNING id, invoice_id, channel, status
+), queued AS (
+    INSERT INTO jobs (queue, notification_id, channel)
+    SELECT $5, id, channel FROM ins WHERE status = 'queued'
+    RETURNING notification_id
+), result AS (
+    SELECT p.off, p.stage_date, p.due_date, p.number, p.customer_name, p.channel, p.invoice_id,
+        CASE
+            WHEN ins.status = 'queued' THEN 'dispatched'
+            WHEN ins.status = 'skipped' THEN 'no_contact'
+            WHEN p.prev_status IS NOT NULL THEN 'already_' || p.prev_status
+            WHEN p.today THEN 'reminded_today'
+            ELSE 'concurrent'
+        END AS outcome
+    FROM prior p
+    LEFT JOIN ins ON ins.invoice_id = p.invoice_id AND ins.channel = p.channel
+)
+, per_invoice AS (
+    SELECT off, stage_date, due_date, number, customer_name,
+        max(outcome) FILTER (WHERE channel = 'email') AS email,
+        max(outcome) FILTER (WHERE channel = 'whatsapp') AS whatsapp
+    FROM result
+    GROUP BY invoice_id, off, stage_date, due_date, number, customer_name
+)
+";
+
+fn outcome(s: Option<String>) -> Option<Outcome> {
+    s.as_deref().map(Outcome::from_db)
+}
+
+/// Days in `[run_date - n, run_date)` with no recorded run, ignoring days before the
+/// first run ever recorded (a new installation has nothing to catch up).
+pub fn missed_days(conn: &mut PgConnection, run_date: Date, n: u32) -> Result<Vec<Date>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let first: DateRow = diesel::sql_query(
+        "SELECT min(run_date) AS d FROM schedule_runs WHERE finished_at IS NOT NULL",
+    )
+    .get_result(conn)?;
+    let Some(first) = first.d else {
+        return Ok(Vec::new());
+    };
+    let from = run_date - Duration::days(i64::from(n));
+    let ran: Vec<Date> = schedule_runs::table
+        .filter(schedule_runs::run_date.ge(from))
+        .filter(schedule_runs::run_date.lt(run_date))
+        .filter(schedule_runs::finished_at.is_not_null())
+        .select(schedule_runs::run_date)
+        .distinct()
+        .load(conn)?;
+    let mut missed = Vec::new();
+    let mut d = from.max(first);
+    while d < run_date {
+        if !ran.contains(&d) {
+            missed.push(d);
+        }
+        d = d.next_day().expect("date in range");
+    }
+    Ok(missed)
+}
+
+/// Runs the scheduler for one day, in one transaction (rolled back for a dry run).
+pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
+    let outcome = conn.transaction::<_, DryRun, _>(|conn| {
+        let missed = missed_days(conn, req.run_date, req.catch_up_days)?;
+        let mut labels = Vec::new();
+        let mut offsets = Vec::new();
+        let mut days = Vec::new();
+        for day in missed.iter().copied().chain(std::iter::once(req.run_date)) {
+            for stage in req.stages {
+                labels.push(stage.to_string());
+                offsets.push(stage.offset_days());
+                days.push(day);
+            }
+        }
+        let mut report = Report {
+            missed_days: missed,
+            ..Report::default()
+        };
+        if req.lines {
+            let sql = format!(
+                "{CANDIDATES} SELECT off, stage_date, due_date, number, customer_name, email, whatsapp
+                 FROM per_invoice ORDER BY stage_date, off, number"
+            );
+            let rows: Vec<Row> = diesel::sql_query(sql)
+                .bind::<Array<Text>, _>(&labels)
+                .bind::<Array<Integer>, _>(&offsets)
+                .bind::<Array<SqlDate>, _>(&days)
+                .bind::<SqlDate, _>(req.run_date)
+                .bind::<Text, _>(req.queue)
+                .load(conn)?;
+            report.lines = rows
+                .into_iter()
+                .map(|r| Line {
+                    stage: Stage::from_offset(r.off),
+                    stage_date: r.stage_date,
+                    due_date: r.due_date,
+                    invoice_number: r.number,
+                    customer_name: r.customer_name,
+                    email: outcome(r.email),
+                    whatsapp: outcome(r.whatsapp),
+                })
+                .collect();
+            report.groups = group_lines(&report.lines);
+        } else {
+            let sql = format!(
+                "{CANDIDATES} SELECT off, stage_date, email, whatsapp, count(*) AS invoices
+                 FROM per_invoice GROUP BY 1, 2, 3, 4 ORDER BY 2, 1"
+            );
+            let rows: Vec<GroupRow> = diesel::sql_query(sql)
+                .bind::<Array<Text>, _>(&labels)
+                .bind::<Array<Integer>, _>(&offsets)
+                .bind::<Array<SqlDate>, _>(&days)
+                .bind::<SqlDate, _>(req.run_date)
+                .bind::<Text, _>(req.queue)
+                .load(conn)?;
+            report.groups = rows
+                .into_iter()
+                .map(|r| Group {
+                    stage: Stage::from_offset(r.off),
+                    stage_date: r.stage_date,
+                    email: outcome(r.email),
+                    whatsapp: outcome(r.whatsapp),
+                    invoices: r.invoices,
+                })
+                .collect();
+        }
+        if req.dry_run {
+            return Err(DryRun::RollBack(Box::new(report)));
+        }
+        let sum = |f: &dyn Fn(&Group) -> bool| -> i64 {
+            report.groups.iter().filter(|g| f(g)).map(|g| g.invoices).sum()
+        };
+        let dispatched = sum(&|g| g.dispatched());
+        let skipped = sum(&|g| !g.dispatched());
+        let caught_up = sum(&|g| g.dispatched() && g.stage_date != req.run_date);
+        diesel::insert_into(schedule_runs::table)
+            .values((
+                schedule_runs::run_date.eq(req.run_date),
+                schedule_runs::host.eq(req.host),
+                schedule_runs::finished_at.eq(diesel::dsl::now),
+                schedule_runs::dispatched.eq(i32::try_from(dispatched).unwrap_or(i32::MAX)),
+                schedule_runs::skipped.eq(i32::try_from(skipped).unwrap_or(i32::MAX)),
+                schedule_runs::caught_up.eq(i32::try_from(caught_up).unwrap_or(i32::MAX)),
+            ))
+            .execute(conn)?;
+        Ok(report)
+    });
+    match outcome {
+        Ok(report) => Ok(report),
+        Err(DryRun::RollBack(report)) => Ok(*report),
+        Err(DryRun::Store(e)) => Err(e),
+    }
+}
+
+fn group_lines(lines: &[Line]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for l in lines {
+        match groups.iter_mut().find(|g| {
+            g.stage == l.stage
+                && g.stage_date == l.stage_date
+                && g.email == l.email
+                && g.whatsapp == l.whatsapp
+        }) {
+            Some(g) => g.invoices += 1,
+            None => groups.push(Group {
+                stage: l.stage,
+                stage_date: l.stage_date,
+                email: l.email,
+                whatsapp: l.whatsapp,
+                invoices: 1,
+            }),
+        }
+    }
+    groups
+}
+
+/// Lets a dry run leave the transaction through its error path (rollback) while
+/// still carrying the report out.
+enum DryRun {
+    RollBack(Box<Report>),
+    Store(crate::StoreError),
+}
+
+impl From<diesel::result::Error> for DryRun {
+    fn from(e: diesel::result::Error) -> Self {
+        DryRun::Store(e.into())
+    }
+}
+
+impl From<crate::StoreError> for DryRun {
+    fn from(e: crate::StoreError) -> Self {
+        DryRun::Store(e)
+    }
+}
+
+/// The number of WhatsApp messages sent in the local calendar month containing
+/// `today` (`offset` is the zone's UTC offset), for the monthly quota.
+pub fn whatsapp_sent_this_month(
+    conn: &mut PgConnection,
+    today: Date,
+    offset: time::UtcOffset,
+) -> Result<i64> {
+    let month_start = today.replace_day(1).expect("day 1 exists");
+    let next_month = if month_start.month() == time::Month::December {
+        Date::from_calendar_date(month_start.year() + 1, time::Month::January, 1)
+    } else {
+        Date::from_calendar_date(month_start.year(), month_start.month().next(), 1)
+    }
+    .expect("valid date");
+    let from = month_start.midnight().assume_offset(offset);
+    let to = next_month.midnight().assume_offset(offset);
+    use crate::schema::notifications::dsl as n;
+    Ok(n::notifications
+        .filter(n::channel.eq("whatsapp"))
+        .filter(n::status.eq("sent"))
+        .filter(n::sent_at.ge(from))
+        .filter(n::sent_at.lt(to))
+        .count()
+        .get_result(conn)?)
+}

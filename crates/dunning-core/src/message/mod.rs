@@ -1,0 +1,582 @@
+//! The reminder messages customers receive, rendered from templates.
+//!
+//! # Built-in texts
+//!
+//! Stages before the due date (`T-7`, `T-3`, `T-1`, any `T-n`) use the seed's text
+//! word for word; `T+0` says the invoice is due today; stages after the due date
+//! (`T+3`, any `T+n`) say the invoice has passed its due date and ask for payment
+//! to avoid a service interruption. The texts live in `crates/dunning-core/templates/`
+//! and are the best starting point for an override.
+//!
+//! # Overrides (`DUNNING_TEMPLATES_DIR`)
+//!
+//! One file per template, named `<scope>.<channel>[.subject].txt`:
+//!
+//! | file | used for |
+//! |---|---|
+//! | `T-3.email.txt`, `T-3.whatsapp.txt` | the body for that stage only (any stage in `DUNNING_STAGES`, spelled the same way) |
+//! | `T-3.email.subject.txt` | the email subject for that stage |
+//! | `before_due.email.txt`, … | every stage before the due date (`T-n`) |
+//! | `overdue.whatsapp.txt`, … | every stage after the due date (`T+n`, n ≥ 1) |
+//! | `default.email.subject.txt`, … | every stage, `T+0` included |
+//!
+//! For one stage and channel the first existing file wins: the stage's own file, its
+//! group (`before_due` / `overdue`), `default`, then the built-in text. WhatsApp has
+//! no subject. Hidden files, `README*` and subdirectories are ignored; any other
+//! file that is not one of these names is an error (a misspelt override that is
+//! silently ignored is worse than a refusal to start), and so is a stage file for a
+//! stage that is not in `DUNNING_STAGES`.
+//!
+//! Templates are [minijinja](https://docs.rs/minijinja) (Jinja2) with the variables
+//! in [`VARIABLES`]; `trim_blocks` and `lstrip_blocks` are on, so `{% if %}` lines
+//! leave no blank lines behind. Files may be UTF-8 with or without a BOM and with
+//! LF or CRLF line ends; trailing newlines are dropped, so a file's last line ends
+//! the message. [`Templates::load`] parses every file and renders it with sample
+//! facts for each stage it applies to, with unknown variables as errors, so a
+//! mistake stops the program at startup with the file, line and problem.
+//!
+//! # Customer data
+//!
+//! Names and invoice numbers are data: they are not escaped (the bodies are plain
+//! text), but line breaks and control characters in them become spaces and they
+//! are cut at [`clean::MAX_FIELD_CHARS`] characters, so they cannot add lines to a
+//! subject or a body. Subjects are always a single line.
+
+mod clean;
+mod naming;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value, context};
+use time::Date;
+use time::macros::date;
+
+use crate::channel::Channel;
+use crate::format::{rupiah, tanggal};
+use crate::stage::{DEFAULT_STAGES, Stage, parse_stages};
+
+pub use clean::{FALLBACK_CUSTOMER_NAME, MAX_FIELD_CHARS, customer_display_name};
+use naming::{Key, Part, Scope};
+
+/// The invoice facts a message is rendered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceFacts {
+    pub customer_name: String,
+    pub invoice_number: String,
+    pub amount: i64,
+    pub due_date: Date,
+}
+
+/// A rendered message. `subject` (one line) is used by email only; `body` is plain
+/// text with `\n` line ends and no trailing newline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+/// The variables a template can use, with an example value each.
+pub const VARIABLES: &[(&str, &str)] = &[
+    (
+        "customer_name",
+        "Budi Santoso (one line, at most 100 characters)",
+    ),
+    ("invoice_number", "INV-20251115-123456"),
+    ("amount", "Rp 150.000"),
+    ("amount_raw", "150000 (a number, for comparisons)"),
+    ("due_date", "18 November 2025"),
+    ("due_date_iso", "2025-11-18"),
+    ("stage", "T-3"),
+    ("days", "3 (days before or after the due date; 0 on T+0)"),
+    (
+        "overdue",
+        "true from T+1 on, false before (for `{% if overdue %}`)",
+    ),
+    ("channel", "email or whatsapp"),
+    ("company_name", "Wikarta Provider (DUNNING_COMPANY_NAME)"),
+];
+
+/// A template that cannot be loaded or rendered. Load-time errors name the file
+/// (and line, where there is one) and say how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// The templates directory cannot be read.
+    #[error("DUNNING_TEMPLATES_DIR={}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A template file cannot be read (or is not UTF-8).
+    #[error("{}: cannot read template: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file in the templates directory that is not a template name.
+    #[error(
+        "{}: not a template file name; valid names are: {} (see docs/examples/templates/README.md)",
+        path.display(),
+        valid.join(", ")
+    )]
+    UnknownFile { path: PathBuf, valid: Vec<String> },
+    /// A stage file for a stage that is never sent.
+    #[error(
+        "{}: stage {stage} is not in DUNNING_STAGES ({}), so this template would never be used",
+        path.display(),
+        join(configured)
+    )]
+    StageNotConfigured {
+        path: PathBuf,
+        stage: Stage,
+        configured: Vec<Stage>,
+    },
+    /// A template that does not parse.
+    #[error("{}: {detail}", at(path, *line))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        detail: String,
+    },
+    /// A template that uses variables that do not exist.
+    #[error(
+        "{}: unknown variable {}; available variables: {}",
+        at(path, *line),
+        names.join(", "),
+        variable_names()
+    )]
+    UnknownVariable {
+        path: PathBuf,
+        line: Option<usize>,
+        names: Vec<String>,
+    },
+    /// A template that parses but fails or misbehaves when rendered with sample facts.
+    #[error(
+        "{}: {detail}; available variables: {}",
+        at(path, *line),
+        variable_names()
+    )]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        detail: String,
+    },
+    /// Rendering failed for real facts (load-time validation makes this rare).
+    #[error("template {origin}: {detail}")]
+    Render { origin: String, detail: String },
+}
+
+fn at(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+fn join(stages: &[Stage]) -> String {
+    stages
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn variable_names() -> String {
+    VARIABLES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const BUILTIN_BEFORE_DUE: &str = include_str!("../../templates/before_due.txt");
+const BUILTIN_DUE_TODAY: &str = include_str!("../../templates/due_today.txt");
+const BUILTIN_OVERDUE: &str = include_str!("../../templates/overdue.txt");
+const BUILTIN_SUBJECT_BEFORE_DUE: &str = include_str!("../../templates/before_due.subject.txt");
+const BUILTIN_SUBJECT_OVERDUE: &str = include_str!("../../templates/overdue.subject.txt");
+
+/// Origin reported by [`Templates::sources`] for a built-in text.
+pub const BUILT_IN: &str = "built-in";
+
+/// The message templates in use: the built-in texts plus any overrides.
+pub struct Templates {
+    env: Environment<'static>,
+    company_name: String,
+    stages: Vec<Stage>,
+    overrides: BTreeMap<Key, PathBuf>,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templates")
+            .field("company_name", &self.company_name)
+            .field("stages", &self.stages)
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    /// The built-in templates, for the default stages.
+    pub fn builtin(company_name: &str) -> Self {
+        let stages = parse_stages(DEFAULT_STAGES).expect("default stages parse");
+        Self::with_builtins(company_name, &stages)
+    }
+
+    /// The built-in templates with the overrides found in `dir` (`DUNNING_TEMPLATES_DIR`),
+    /// each one parsed and rendered with sample facts for every stage in `stages` it
+    /// applies to. Without `dir`, the built-in templates only.
+    pub fn load(
+        company_name: &str,
+        dir: Option<&Path>,
+        stages: &[Stage],
+    ) -> Result<Self, TemplateError> {
+        let mut templates = Self::with_builtins(company_name, stages);
+        let Some(dir) = dir else {
+            return Ok(templates);
+        };
+        let files = scan(dir, &templates.stages)?;
+        let mut sources = BTreeMap::new();
+        for (key, path) in files {
+            let raw = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let source = normalize(&raw);
+            templates
+                .env
+                .add_template_owned(key.to_string(), source.clone())
+                .map_err(|e| TemplateError::Syntax {
+                    path: path.clone(),
+                    line: e.line(),
+                    detail: detail(&e),
+                })?;
+            templates.overrides.insert(key, path);
+            sources.insert(key, source);
+        }
+        for (key, source) in &sources {
+            templates.validate(*key, source)?;
+        }
+        Ok(templates)
+    }
+
+    fn with_builtins(company_name: &str, stages: &[Stage]) -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(false);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        // Plain text: customer names are data, shown as written, never HTML-escaped.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        for (name, source) in [
+            (builtin_name(Part::Body, -1), BUILTIN_BEFORE_DUE),
+            (builtin_name(Part::Body, 0), BUILTIN_DUE_TODAY),
+            (builtin_name(Part::Body, 1), BUILTIN_OVERDUE),
+            (builtin_name(Part::Subject, -1), BUILTIN_SUBJECT_BEFORE_DUE),
+            (builtin_name(Part::Subject, 1), BUILTIN_SUBJECT_OVERDUE),
+        ] {
+            env.add_template_owned(name, normalize(source))
+                .expect("built-in templates parse");
+        }
+        let stages: BTreeSet<Stage> = stages.iter().copied().collect();
+        Templates {
+            env,
+            company_name: clean::one_line(company_name, MAX_FIELD_CHARS),
+            stages: stages.into_iter().collect(),
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Renders the message for `stage` on `channel`.
+    pub fn render(
+        &self,
+        stage: Stage,
+        channel: Channel,
+        facts: &InvoiceFacts,
+    ) -> Result<Rendered, TemplateError> {
+        let ctx = self.context(stage, channel, facts);
+        let render = |part| {
+            let (name, origin) = self.resolve(stage, channel, part);
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| TemplateError::Render {
+                    origin: match (origin, e.line()) {
+                        (Some(path), line) => at(path, line),
+                        (None, _) => format!("{BUILT_IN} {name}"),
+                    },
+                    detail: detail(&e),
+                })
+        };
+        let subject = render(Part::Subject)?;
+        let body = render(Part::Body)?;
+        Ok(Rendered {
+            subject: clean::one_line(&subject, usize::MAX),
+            body: body.trim_end().to_owned(),
+        })
+    }
+
+    /// What is in use for every configured stage and channel: the override file name
+    /// that would apply (e.g. `T-3.email.subject.txt`) and where the text comes from,
+    /// [`BUILT_IN`] or the path of the override file.
+    pub fn sources(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for &stage in &self.stages {
+            for (channel, part) in [
+                (Channel::Email, Part::Subject),
+                (Channel::Email, Part::Body),
+                (Channel::WhatsApp, Part::Body),
+            ] {
+                let name = Key {
+                    scope: Scope::Stage(stage),
+                    channel,
+                    part,
+                }
+                .to_string();
+                let origin = match self.resolve(stage, channel, part).1 {
+                    Some(path) => path.display().to_string(),
+                    None => BUILT_IN.to_owned(),
+                };
+                out.push((name, origin));
+            }
+        }
+        out
+    }
+
+    /// The template name in `env` for a message part, and its file if overridden.
+    fn resolve(&self, stage: Stage, channel: Channel, part: Part) -> (String, Option<&Path>) {
+        Key::candidates(stage, channel, part)
+            .into_iter()
+            .find_map(|key| {
+                self.overrides
+                    .get(&key)
+                    .map(|path| (key.to_string(), Some(path.as_path())))
+            })
+            .unwrap_or_else(|| (builtin_name(part, stage.offset_days()).to_owned(), None))
+    }
+
+    fn context(&self, stage: Stage, channel: Channel, facts: &InvoiceFacts) -> Value {
+        context! {
+            customer_name => customer_display_name(&facts.customer_name),
+            invoice_number => clean::one_line(&facts.invoice_number, MAX_FIELD_CHARS),
+            amount => rupiah(facts.amount),
+            amount_raw => facts.amount,
+            due_date => tanggal(facts.due_date),
+            due_date_iso => facts.due_date.to_string(),
+            stage => stage.to_string(),
+            days => stage.offset_days().unsigned_abs(),
+            overdue => stage.is_overdue(),
+            channel => channel.as_str(),
+            company_name => self.company_name.as_str(),
+        }
+    }
+
+    /// Checks an override now, so that a mistake stops startup instead of the 08:00 run:
+    /// every variable must exist, and the template must render, for each stage (and
+    /// channel) it will be used for, to a non-empty text (a one-line one for subjects).
+    fn validate(&self, key: Key, source: &str) -> Result<(), TemplateError> {
+        let path = &self.overrides[&key];
+        let name = key.to_string();
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| TemplateError::Syntax {
+                path: path.clone(),
+                line: e.line(),
+                detail: detail(&e),
+            })?;
+
+        let mut stages = key.stages_in(&self.stages);
+        if stages.is_empty() {
+            // A group with no configured stage still has to be correct when one is added.
+            stages.push(Stage::from_offset(match key.scope {
+                Scope::Stage(stage) => stage.offset_days(),
+                Scope::Overdue => 3,
+                Scope::BeforeDue | Scope::Default => -3,
+            }));
+        }
+        let channels: &[Channel] = match key.part {
+            Part::Subject => &Channel::ALL,
+            Part::Body => std::slice::from_ref(&key.channel),
+        };
+
+        let mut first_error = None;
+        let mut outputs = Vec::new();
+        for &stage in &stages {
+            for &channel in channels {
+                let ctx = self.context(stage, channel, &sample_facts());
+                match template.render(&ctx) {
+                    Ok(text) => outputs.push((stage, text)),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+
+        let unknown = self.unknown_variables(&template.undeclared_variables(true));
+        if !unknown.is_empty() {
+            // The renderer knows the exact line when it hit the variable; a variable in
+            // a branch the sample facts did not take is found in the source instead.
+            let line = first_error
+                .as_ref()
+                .filter(|e| e.kind() == ErrorKind::UndefinedError)
+                .and_then(minijinja::Error::line)
+                .or_else(|| unknown.iter().find_map(|name| line_of(source, name)));
+            return Err(TemplateError::UnknownVariable {
+                path: path.clone(),
+                line,
+                names: unknown,
+            });
+        }
+        if let Some(e) = first_error {
+            return Err(TemplateError::Invalid {
+                path: path.clone(),
+                line: e.line(),
+                detail: detail(&e),
+            });
+        }
+        for (stage, text) in outputs {
+            let problem = if text.trim().is_empty() {
+                Some("renders to an empty text")
+            } else if key.part == Part::Subject && text.trim().contains(['\n', '\r']) {
+                Some("a subject must be a single line")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(TemplateError::Invalid {
+                    path: path.clone(),
+                    line: None,
+                    detail: format!("{problem} (for stage {stage} with sample facts)"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Names a template looks up that are neither our variables nor minijinja's
+    /// global functions (`range`, `namespace`, …), sorted. Our variables are plain
+    /// text and numbers, so an attribute of one (`customer_name.first`) is unknown too.
+    fn unknown_variables(&self, names: &std::collections::HashSet<String>) -> Vec<String> {
+        let globals: BTreeSet<&str> = self.env.globals().map(|(name, _)| name).collect();
+        let is_variable = |name: &str| VARIABLES.iter().any(|(known, _)| *known == name);
+        let unknown: BTreeSet<String> = names
+            .iter()
+            .filter_map(|name| {
+                let root = name.split('.').next().unwrap_or(name);
+                if globals.contains(root) || root == "loop" {
+                    None
+                } else if is_variable(root) {
+                    (root != name).then(|| name.clone())
+                } else {
+                    Some(root.to_owned())
+                }
+            })
+            .collect();
+        unknown.into_iter().collect()
+    }
+}
+
+/// Name of a built-in template in the environment, by part and the stage's side of
+/// the due date (negative: before, zero: due today, positive: overdue).
+fn builtin_name(part: Part, offset_days: i32) -> &'static str {
+    match (part, offset_days.signum()) {
+        (Part::Subject, 1) => "built-in/overdue.subject.txt",
+        (Part::Subject, _) => "built-in/before_due.subject.txt",
+        (Part::Body, -1) => "built-in/before_due.txt",
+        (Part::Body, 0) => "built-in/due_today.txt",
+        (Part::Body, _) => "built-in/overdue.txt",
+    }
+}
+
+/// The facts overrides are test-rendered with at load time.
+fn sample_facts() -> InvoiceFacts {
+    InvoiceFacts {
+        customer_name: "Budi Santoso".into(),
+        invoice_number: "INV-20251115-123456".into(),
+        amount: 150_000,
+        due_date: date!(2025 - 11 - 18),
+    }
+}
+
+/// Drops a BOM, turns CRLF/CR into LF and drops trailing newlines, so a file saved by
+/// Notepad renders exactly like one saved by vim.
+fn normalize(raw: &str) -> String {
+    let text = raw.strip_prefix('\u{FEFF}').unwrap_or(raw);
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    text.trim_end_matches('\n').to_owned()
+}
+
+/// A minijinja error's message without its own "(in name:line)" suffix, which we
+/// replace by the file path.
+fn detail(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+/// The first line (1-based) where `name` appears as a whole identifier.
+fn line_of(source: &str, name: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(name).any(|(i, _)| {
+                let before = line[..i].chars().next_back();
+                let after = line[i + name.len()..].chars().next();
+                !before.is_some_and(|c| is_ident(c) || c == '.') && !after.is_some_and(is_ident)
+            })
+        })
+        .map(|i| i + 1)
+}
+
+/// The override files in `dir`, checked against the names valid for `stages`.
+fn scan(dir: &Path, stages: &[Stage]) -> Result<Vec<(Key, PathBuf)>, TemplateError> {
+    let dir_error = |source| TemplateError::Dir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
+        let entry = entry.map_err(dir_error)?;
+        let path = entry.path();
+        if path.is_dir() {
+            continue;
+        }
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy();
+        if name.starts_with('.') || name.to_ascii_lowercase().starts_with("readme") {
+            continue;
+        }
+        entries.push((name.into_owned(), path));
+    }
+    entries.sort();
+
+    let mut files = Vec::new();
+    for (name, path) in entries {
+        let Some(key) = Key::parse(&name) else {
+            return Err(TemplateError::UnknownFile {
+                path,
+                valid: Key::all_file_names(stages),
+            });
+        };
+        if let Scope::Stage(stage) = key.scope {
+            if !stages.contains(&stage) {
+                return Err(TemplateError::StageNotConfigured {
+                    path,
+                    stage,
+                    configured: stages.to_vec(),
+                });
+            }
+        }
+        files.push((key, path));
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,553 @@
+use std::fs;
+
+use time::Month;
+use time::macros::date;
+
+use super::*;
+
+const COMPANY: &str = "Wikarta Provider";
+
+fn stage(s: &str) -> Stage {
+    s.parse().unwrap()
+}
+
+fn stages(list: &str) -> Vec<Stage> {
+    parse_stages(list).unwrap()
+}
+
+fn seed_facts() -> InvoiceFacts {
+    InvoiceFacts {
+        customer_name: "[Nama Customer]".into(),
+        invoice_number: "INV-20251115-123456".into(),
+        amount: 150_000,
+        due_date: date!(2025 - 11 - 18),
+    }
+}
+
+/// The seed's "Isi Pesan (Email & WhatsApp)", verbatim.
+const SEED_BODY: &str = "Halo [Nama Customer],
+
+Kami ingin mengingatkan bahwa tagihan INV-20251115-123456 sebesar Rp 150.000 akan jatuh tempo pada 18 November 2025.
+Mohon segera menyelesaikan pembayaran agar layanan Anda tetap aktif tanpa gangguan.
+
+Jika Anda sudah melakukan pembayaran, abaikan pesan ini.
+Terima kasih atas kerja sama dan kepercayaannya.
+
+Salam,
+Tim Wikarta Provider";
+
+fn render(t: &Templates, s: &str, channel: Channel) -> Rendered {
+    t.render(stage(s), channel, &seed_facts()).unwrap()
+}
+
+/// A templates directory holding `files`, loaded for `stage_list`.
+fn load_with(
+    files: &[(&str, &str)],
+    stage_list: &str,
+) -> (tempfile::TempDir, Result<Templates, TemplateError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        fs::write(dir.path().join(name), text).unwrap();
+    }
+    let loaded = Templates::load(COMPANY, Some(dir.path()), &stages(stage_list));
+    (dir, loaded)
+}
+
+fn load_err(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+    let (dir, loaded) = load_with(files, DEFAULT_STAGES);
+    let err = loaded.expect_err("load should fail").to_string();
+    (dir, err)
+}
+
+// --- built-in texts --------------------------------------------------------------
+
+#[test]
+fn before_due_stages_use_the_seed_text_word_for_word() {
+    let t = Templates::builtin(COMPANY);
+    for s in ["T-7", "T-3", "T-1", "T-14"] {
+        for channel in Channel::ALL {
+            let m = render(&t, s, channel);
+            assert_eq!(m.body, SEED_BODY, "{s} {channel}");
+            assert_eq!(
+                m.subject,
+                "Pengingat Pembayaran Tagihan INV-20251115-123456 🕒"
+            );
+        }
+    }
+}
+
+#[test]
+fn due_today_says_so() {
+    let t = Templates::builtin(COMPANY);
+    let m = render(&t, "T+0", Channel::WhatsApp);
+    assert_eq!(
+        m.body,
+        SEED_BODY.replace(
+            "akan jatuh tempo pada 18 November 2025.",
+            "jatuh tempo hari ini, 18 November 2025."
+        )
+    );
+    assert_eq!(
+        m.subject,
+        "Pengingat Pembayaran Tagihan INV-20251115-123456 🕒"
+    );
+}
+
+#[test]
+fn overdue_stages_warn_that_the_due_date_has_passed() {
+    let t = Templates::builtin(COMPANY);
+    let expected = "Halo [Nama Customer],
+
+Kami informasikan bahwa tagihan INV-20251115-123456 sebesar Rp 150.000 telah melewati tanggal jatuh tempo pada 18 November 2025 dan hingga hari ini pembayarannya belum kami terima.
+Mohon segera melakukan pembayaran untuk menghindari gangguan pada layanan Anda.
+
+Jika Anda sudah melakukan pembayaran, abaikan pesan ini.
+Terima kasih atas kerja sama dan kepercayaannya.
+
+Salam,
+Tim Wikarta Provider";
+    for s in ["T+3", "T+1", "T+7"] {
+        for channel in Channel::ALL {
+            let m = render(&t, s, channel);
+            assert_eq!(m.body, expected, "{s} {channel}");
+            assert!(!m.body.contains("akan jatuh tempo"));
+            assert_eq!(
+                m.subject,
+                "Peringatan Tunggakan Tagihan INV-20251115-123456 ⚠️"
+            );
+        }
+    }
+}
+
+#[test]
+fn company_name_comes_from_settings() {
+    let t = Templates::builtin("Jaringan Nusantara\r\nBcc: evil@example.com");
+    let m = render(&t, "T-3", Channel::Email);
+    assert!(
+        m.body
+            .ends_with("Salam,\nTim Jaringan Nusantara Bcc: evil@example.com")
+    );
+}
+
+#[test]
+fn amounts_are_formatted_in_messages() {
+    let t = Templates::builtin(COMPANY);
+    for (amount, text) in [
+        (0, "sebesar Rp 0 akan"),
+        (999, "sebesar Rp 999 akan"),
+        (1_000, "sebesar Rp 1.000 akan"),
+        (1_250_000, "sebesar Rp 1.250.000 akan"),
+        (1_000_000_000, "sebesar Rp 1.000.000.000 akan"),
+    ] {
+        let facts = InvoiceFacts {
+            amount,
+            ..seed_facts()
+        };
+        let m = t.render(stage("T-3"), Channel::Email, &facts).unwrap();
+        assert!(m.body.contains(text), "{amount}: {}", m.body);
+    }
+}
+
+#[test]
+fn every_month_name_appears_in_due_dates() {
+    let t = Templates::builtin(COMPANY);
+    let names = [
+        "Januari",
+        "Februari",
+        "Maret",
+        "April",
+        "Mei",
+        "Juni",
+        "Juli",
+        "Agustus",
+        "September",
+        "Oktober",
+        "November",
+        "Desember",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let month = Month::try_from(u8::try_from(i + 1).unwrap()).unwrap();
+        let facts = InvoiceFacts {
+            due_date: Date::from_calendar_date(2026, month, 1).unwrap(),
+            ..seed_facts()
+        };
+        let m = t.render(stage("T-1"), Channel::WhatsApp, &facts).unwrap();
+        assert!(
+            m.body
+                .contains(&format!("akan jatuh tempo pada 1 {name} 2026.")),
+            "{}",
+            m.body
+        );
+    }
+}
+
+#[test]
+fn builtin_sources_cover_every_stage_and_channel() {
+    let t = Templates::load(COMPANY, None, &stages("T-3,T+3")).unwrap();
+    let sources = t.sources();
+    let names: Vec<&str> = sources.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "T-3.email.subject.txt",
+            "T-3.email.txt",
+            "T-3.whatsapp.txt",
+            "T+3.email.subject.txt",
+            "T+3.email.txt",
+            "T+3.whatsapp.txt"
+        ]
+    );
+    assert!(sources.iter().all(|(_, origin)| origin == BUILT_IN));
+    assert_eq!(Templates::builtin(COMPANY).sources().len(), 12);
+}
+
+// --- hostile customer data ------------------------------------------------------
+
+#[test]
+fn hostile_names_cannot_add_lines() {
+    let t = Templates::builtin(COMPANY);
+    let long = "A".repeat(250);
+    for name in [
+        "Budi\r\nBcc: victim@example.com",
+        "Budi\n\nSalam,\nTim Palsu",
+        "<script>alert('x')</script>",
+        "Siti 👩‍💻🎉",
+        long.as_str(),
+        "\u{202E}ataD\u{2028}x\u{0}",
+        "   ",
+    ] {
+        let facts = InvoiceFacts {
+            customer_name: name.into(),
+            invoice_number: "INV-1\r\nSubject: spoof".into(),
+            ..seed_facts()
+        };
+        for s in ["T-3", "T+0", "T+3"] {
+            for channel in Channel::ALL {
+                let m = t.render(stage(s), channel, &facts).unwrap();
+                assert!(!m.subject.contains(['\r', '\n']), "{name:?}");
+                assert_eq!(
+                    m.body.lines().count(),
+                    SEED_BODY.lines().count(),
+                    "{name:?}"
+                );
+                let greeting = m.body.lines().next().unwrap();
+                let shown = greeting
+                    .strip_prefix("Halo ")
+                    .unwrap()
+                    .strip_suffix(',')
+                    .unwrap();
+                assert!(shown.chars().count() <= MAX_FIELD_CHARS);
+                assert!(!shown.is_empty());
+            }
+        }
+    }
+    let facts = InvoiceFacts {
+        customer_name: "<script>alert('x')</script> 👩‍💻".into(),
+        ..seed_facts()
+    };
+    let m = t.render(stage("T-3"), Channel::Email, &facts).unwrap();
+    assert!(m.body.starts_with("Halo <script>alert('x')</script> 👩‍💻,\n"));
+    let facts = InvoiceFacts {
+        customer_name: long,
+        ..seed_facts()
+    };
+    let m = t.render(stage("T-3"), Channel::Email, &facts).unwrap();
+    assert!(m.body.starts_with(&format!("Halo {}…,\n", "A".repeat(99))));
+}
+
+proptest::proptest! {
+    #[test]
+    fn rendering_never_panics_and_subjects_stay_one_line(
+        name in proptest::prelude::any::<String>(),
+        number in proptest::prelude::any::<String>(),
+        amount in proptest::prelude::any::<i64>(),
+        offset in -999i32..=999,
+        julian in 2_400_000i32..2_600_000,
+        whatsapp in proptest::prelude::any::<bool>(),
+    ) {
+        let t = Templates::builtin(COMPANY);
+        let facts = InvoiceFacts {
+            customer_name: name,
+            invoice_number: number,
+            amount,
+            due_date: Date::from_julian_day(julian).unwrap(),
+        };
+        let channel = if whatsapp { Channel::WhatsApp } else { Channel::Email };
+        let m = t.render(Stage::from_offset(offset), channel, &facts).unwrap();
+        proptest::prop_assert!(!m.subject.contains(['\n', '\r']));
+        proptest::prop_assert_eq!(m.body.lines().count(), 10);
+        proptest::prop_assert!(m.body.contains(&rupiah(amount)));
+    }
+}
+
+// --- overrides -------------------------------------------------------------------
+
+#[test]
+fn overrides_follow_stage_then_group_then_default_then_builtin() {
+    let (dir, loaded) = load_with(
+        &[
+            ("T-3.whatsapp.txt", "exact {{ stage }}\n"),
+            ("before_due.whatsapp.txt", "group {{ stage }}\n"),
+            ("default.whatsapp.txt", "default {{ stage }}\n"),
+            (
+                "overdue.email.subject.txt",
+                "Lewat {{ days }} hari: {{ invoice_number }}\n",
+            ),
+        ],
+        "T-7,T-3,T+0,T+3",
+    );
+    let t = loaded.unwrap();
+    assert_eq!(render(&t, "T-3", Channel::WhatsApp).body, "exact T-3");
+    assert_eq!(render(&t, "T-7", Channel::WhatsApp).body, "group T-7");
+    assert_eq!(render(&t, "T+0", Channel::WhatsApp).body, "default T+0");
+    assert_eq!(render(&t, "T+3", Channel::WhatsApp).body, "default T+3");
+    // Email bodies were not overridden.
+    assert_eq!(render(&t, "T-3", Channel::Email).body, SEED_BODY);
+    let m = render(&t, "T+3", Channel::Email);
+    assert_eq!(m.subject, "Lewat 3 hari: INV-20251115-123456");
+    assert!(m.body.contains("telah melewati tanggal jatuh tempo"));
+    assert_eq!(
+        render(&t, "T-7", Channel::Email).subject,
+        "Pengingat Pembayaran Tagihan INV-20251115-123456 🕒"
+    );
+
+    let origin = |name: &str| {
+        t.sources()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o)
+            .unwrap()
+    };
+    let path = |file: &str| dir.path().join(file).display().to_string();
+    assert_eq!(origin("T-3.whatsapp.txt"), path("T-3.whatsapp.txt"));
+    assert_eq!(origin("T-7.whatsapp.txt"), path("before_due.whatsapp.txt"));
+    assert_eq!(origin("T+0.whatsapp.txt"), path("default.whatsapp.txt"));
+    assert_eq!(
+        origin("T+3.email.subject.txt"),
+        path("overdue.email.subject.txt")
+    );
+    assert_eq!(origin("T-3.email.txt"), BUILT_IN);
+}
+
+#[test]
+fn custom_stages_and_all_variables_render() {
+    let all: String = VARIABLES
+        .iter()
+        .map(|(name, _)| format!("{name}={{{{ {name} }}}}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (_dir, loaded) = load_with(&[("T+7.whatsapp.txt", &all)], "T-14,T+7");
+    let t = loaded.unwrap();
+    let body = render(&t, "T+7", Channel::WhatsApp).body;
+    assert_eq!(
+        body,
+        "customer_name=[Nama Customer]
+invoice_number=INV-20251115-123456
+amount=Rp 150.000
+amount_raw=150000
+due_date=18 November 2025
+due_date_iso=2025-11-18
+stage=T+7
+days=7
+overdue=True
+channel=whatsapp
+company_name=Wikarta Provider"
+    );
+    assert_eq!(render(&t, "T-14", Channel::WhatsApp).body, SEED_BODY);
+}
+
+#[test]
+fn crlf_bom_and_trailing_newlines_are_normalised() {
+    let (_dir, loaded) = load_with(
+        &[
+            (
+                "T-3.email.txt",
+                "\u{FEFF}Halo {{ customer_name }},\r\n\r\nBayar ya.\r\n\r\n\r\n",
+            ),
+            (
+                "T-3.whatsapp.txt",
+                "Halo {{ customer_name }},\n{% if overdue %}\nTelat!\n{% endif %}\nBayar ya.\n",
+            ),
+        ],
+        DEFAULT_STAGES,
+    );
+    let t = loaded.unwrap();
+    assert_eq!(
+        render(&t, "T-3", Channel::Email).body,
+        "Halo [Nama Customer],\n\nBayar ya."
+    );
+    // trim_blocks: the `{% if %}` lines leave no blank lines.
+    assert_eq!(
+        render(&t, "T-3", Channel::WhatsApp).body,
+        "Halo [Nama Customer],\nBayar ya."
+    );
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let (dir, err) = load_err(&[(
+        "T-3.email.txt",
+        "Halo {{ customer_name }},\n\nTagihan {{ invoice_number }\n",
+    )]);
+    let file = dir.path().join("T-3.email.txt");
+    assert!(
+        err.starts_with(&format!("{}:3: syntax error", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_variable_names_file_line_and_variable() {
+    let (dir, err) = load_err(&[(
+        "overdue.whatsapp.txt",
+        "Halo {{ customer_name }},\nTagihan {{ invoice_number }}\nsebesar {{ jumlah }}.\n",
+    )]);
+    let file = dir.path().join("overdue.whatsapp.txt");
+    assert!(
+        err.starts_with(&format!("{}:3: unknown variable jumlah", file.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("available variables: customer_name, invoice_number, amount"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_variable_in_an_untaken_branch_is_still_found() {
+    let (dir, err) = load_err(&[(
+        "T-7.email.subject.txt",
+        "Tagihan {{ invoice_number }}\n{%- if amount_raw > 999999999999 %} {{ nama_pelanggan }}{% endif %}\n",
+    )]);
+    let file = dir.path().join("T-7.email.subject.txt");
+    assert!(
+        err.starts_with(&format!(
+            "{}:2: unknown variable nama_pelanggan",
+            file.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn runtime_problems_are_found_at_load() {
+    let (dir, err) = load_err(&[(
+        "T-1.email.txt",
+        "Halo\n{{ customer_name | no_such_filter }}\n",
+    )]);
+    let file = dir.path().join("T-1.email.txt");
+    assert!(
+        err.starts_with(&format!("{}:2: unknown filter", file.display())),
+        "{err}"
+    );
+
+    let (_dir, err) = load_err(&[("T-1.email.subject.txt", "Tagihan\n{{ invoice_number }}\n")]);
+    assert!(err.contains("a subject must be a single line"), "{err}");
+
+    let (_dir, err) = load_err(&[("default.whatsapp.txt", "{% if false %}x{% endif %}\n")]);
+    assert!(err.contains("renders to an empty text"), "{err}");
+}
+
+#[test]
+fn unknown_file_names_are_rejected_with_the_valid_names() {
+    let (dir, err) = load_err(&[("T-3.whatsap.txt", "Halo\n")]);
+    let file = dir.path().join("T-3.whatsap.txt");
+    assert!(
+        err.starts_with(&format!("{}: not a template file name", file.display())),
+        "{err}"
+    );
+    for valid in [
+        "T-3.whatsapp.txt",
+        "T-3.email.subject.txt",
+        "T+3.email.txt",
+        "before_due.email.txt",
+        "overdue.whatsapp.txt",
+        "default.email.subject.txt",
+    ] {
+        assert!(err.contains(valid), "{valid} missing from {err}");
+    }
+    for bad in [
+        "T-3.whatsapp.subject.txt",
+        "t-3.email.txt",
+        "T-3.email.txt~",
+        "notes.txt",
+    ] {
+        let (_dir, err) = load_err(&[(bad, "Halo\n")]);
+        assert!(err.contains("not a template file name"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn stage_files_must_match_configured_stages() {
+    let (_dir, err) = load_err(&[("T-14.email.txt", "Halo\n")]);
+    assert!(
+        err.contains("stage T-14 is not in DUNNING_STAGES (T-7,T-3,T-1,T+3)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hidden_files_readme_and_subdirectories_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(".T-3.email.txt.swp"), "junk {{").unwrap();
+    fs::write(dir.path().join("README.md"), "# notes").unwrap();
+    fs::create_dir(dir.path().join("old")).unwrap();
+    fs::write(dir.path().join("old").join("whatever"), "junk").unwrap();
+    let t = Templates::load(COMPANY, Some(dir.path()), &stages(DEFAULT_STAGES)).unwrap();
+    assert!(t.sources().iter().all(|(_, origin)| origin == BUILT_IN));
+}
+
+#[test]
+fn missing_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = Templates::load(COMPANY, Some(&missing), &stages(DEFAULT_STAGES))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("DUNNING_TEMPLATES_DIR={}", missing.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn documented_examples_load_and_render() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/templates");
+    let t = Templates::load(COMPANY, Some(&examples), &stages(DEFAULT_STAGES)).unwrap();
+    for s in ["T-7", "T-3", "T-1", "T+3"] {
+        for channel in Channel::ALL {
+            let m = render(&t, s, channel);
+            assert!(!m.body.is_empty());
+            assert!(!m.subject.contains('\n'));
+        }
+    }
+}
+
+#[test]
+fn attributes_of_variables_are_unknown() {
+    let (dir, err) = load_err(&[("T-3.email.txt", "Halo {{ customer_name.first }},\n")]);
+    let file = dir.path().join("T-3.email.txt");
+    assert!(
+        err.starts_with(&format!(
+            "{}:1: unknown variable customer_name.first",
+            file.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn filters_loops_and_globals_are_allowed() {
+    let (_dir, loaded) = load_with(
+        &[(
+            "default.email.txt",
+            "{{ customer_name | upper }}\n{% for i in range(2) %}\n{{ loop.index }}\n{% endfor %}\n{% set n = days * 2 %}\n{{ n }}\n",
+        )],
+        DEFAULT_STAGES,
+    );
+    let t = loaded.unwrap();
+    assert_eq!(
+        render(&t, "T-3", Channel::Email).body,
+        "[NAMA CUSTOMER]\n1\n2\n6"
+    );
+}

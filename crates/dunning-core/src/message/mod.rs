@@ -39,7 +39,7 @@
 //!
 //! Names and invoice numbers are data: they are not escaped (the bodies are plain
 //! text), but line breaks and control characters in them become spaces and they
-//! are cut at [`clean::MAX_FIELD_CHARS`] characters, so they cannot add lines to a
+//! are cut at [`MAX_FIELD_CHARS`] characters, so they cannot add lines to a
 //! subject or a body. Subjects are always a single line.
 
 mod clean;

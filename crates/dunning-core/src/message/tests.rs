@@ -551,3 +551,24 @@ fn filters_loops_and_globals_are_allowed() {
         "[NAMA CUSTOMER]\n1\n2\n6"
     );
 }
+
+#[test]
+fn templates_can_be_shared_between_worker_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Templates>();
+    assert_send_sync::<TemplateError>();
+}
+
+#[test]
+fn non_utf8_template_is_a_read_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("T-3.email.txt");
+    fs::write(&file, b"Halo \xff\xfe").unwrap();
+    let err = Templates::load(COMPANY, Some(dir.path()), &stages(DEFAULT_STAGES))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("{}: cannot read template", file.display())),
+        "{err}"
+    );
+}

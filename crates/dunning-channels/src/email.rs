@@ -1,0 +1,446 @@
+//! Email: message building (lettre), the `.eml` outbox and pooled SMTP.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dunning_core::config::{Encryption, MailDriver, MailFrom, SmtpSettings};
+use dunning_core::contact::validate_email;
+use dunning_core::mask::mask_email;
+use dunning_core::{Channel, Settings};
+use lettre::message::header::{self, ContentType};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::{Error as SmtpError, PoolConfig, SmtpTransport};
+use lettre::{Address, Message, Transport};
+
+use crate::outbox::{outbox_error, safe_reference, unique_token, write_atomic};
+use crate::{ChannelOptions, Delivered, OutgoingMessage, SendError, Sender};
+
+/// The most connections one sender keeps open to the SMTP server.
+const POOL_MAX_SIZE: u32 = 8;
+/// Idle pooled connections are closed after this; servers drop them after a few
+/// minutes anyway, and a pooled connection is checked with `NOOP` before reuse.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// The shortest timeout used, whatever `MAIL_TIMEOUT` says (a zero timeout means
+/// "none" to the OS, which could hang a worker forever).
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Builds the email for `msg`: `From` = `MAIL_FROM_NAME <MAIL_FROM_ADDRESS>`, `To` the
+/// validated recipient, the subject, a fresh `Message-ID` containing the reference,
+/// `Date`, and the body as `text/plain` with an escaped `text/html` alternative.
+///
+/// Customer-supplied text is data: line breaks and control characters in the subject
+/// become spaces, non-ASCII is encoded by lettre, and the HTML part escapes everything.
+/// An invalid recipient is [`SendError::Permanent`]; an invalid `MAIL_FROM_ADDRESS`
+/// is [`SendError::ChannelWide`].
+pub fn build_email(settings: &Settings, msg: &OutgoingMessage<'_>) -> Result<Message, SendError> {
+    build(&settings.mail_from, msg).map(|(message, _)| message)
+}
+
+/// [`build_email`], also returning the `Message-ID`.
+fn build(from: &MailFrom, msg: &OutgoingMessage<'_>) -> Result<(Message, String), SendError> {
+    let to = recipient_address(msg.recipient)?;
+    let from_address: Address = from.address.trim().parse().map_err(|_| {
+        SendError::channel_wide(
+            format!(
+                "MAIL_FROM_ADDRESS={:?} is not a valid email address",
+                from.address
+            ),
+            "set MAIL_FROM_ADDRESS to the sender address, e.g. noreply@wikarta.com",
+        )
+    })?;
+    let message_id = format!(
+        "<{}.{}@{}>",
+        safe_reference(msg.reference),
+        unique_token(),
+        from_address.domain()
+    );
+    let from_name = single_line(&from.name);
+    let message = Message::builder()
+        .from(Mailbox::new(
+            (!from_name.is_empty()).then_some(from_name),
+            from_address,
+        ))
+        .to(Mailbox::new(None, to))
+        .subject(single_line(msg.subject))
+        .message_id(Some(message_id.clone()))
+        .date_now()
+        .header(header::MIME_VERSION_1_0)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(msg.body.to_owned()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html_from_text(msg.body)),
+                ),
+        )
+        .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
+    Ok((message, message_id))
+}
+
+/// The recipient as a lettre address, or a permanent error naming it.
+fn recipient_address(recipient: &str) -> Result<Address, SendError> {
+    validate_email(recipient).map_err(|e| SendError::Permanent(e.to_string()))?;
+    recipient.parse().map_err(|e| {
+        SendError::Permanent(format!(
+            "email address {recipient:?} is invalid ({e}): correct the customer's email address"
+        ))
+    })
+}
+
+/// `s` on one line: control characters (CR, LF, tab, …) become spaces, runs of
+/// spaces collapse, and the ends are trimmed.
+fn single_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// A minimal HTML rendering of a plain-text body: every character escaped, blank
+/// lines separate paragraphs, single line breaks become `<br>`.
+pub(crate) fn html_from_text(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: sans-serif; line-height: 1.5\">\n",
+    );
+    for paragraph in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        html.push_str("<p>");
+        for (i, line) in paragraph.trim_matches('\n').split('\n').enumerate() {
+            if i > 0 {
+                html.push_str("<br>\n");
+            }
+            escape_html_into(line, &mut html);
+        }
+        html.push_str("</p>\n");
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
+fn escape_html_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The email sender `settings.mail` asks for, with the extra `options`.
+pub fn email_sender_with(
+    settings: &Settings,
+    options: &ChannelOptions,
+) -> Result<Box<dyn Sender>, SendError> {
+    match &settings.mail {
+        MailDriver::Log => Ok(Box::new(EmlOutbox {
+            from: settings.mail_from.clone(),
+            dir: settings.outbox_dir.join("email"),
+        })),
+        MailDriver::Smtp(smtp) => Ok(Box::new(SmtpSender {
+            from: settings.mail_from.clone(),
+            transport: transport(smtp, options)?,
+            smtp: smtp.clone(),
+        })),
+    }
+}
+
+/// Connects, negotiates TLS and logs in as [`crate::check_smtp`] does, with `options`.
+pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<String, SendError> {
+    let smtp = match &settings.mail {
+        MailDriver::Log => {
+            return Ok(format!(
+                "MAIL_MAILER=log: emails are written as .eml files to {}; no SMTP server to check",
+                settings.outbox_dir.join("email").display()
+            ));
+        }
+        MailDriver::Smtp(smtp) => smtp,
+    };
+    let transport = transport(smtp, options)?;
+    let result = transport.test_connection();
+    transport.shutdown();
+    match result {
+        Ok(true) => Ok(format!(
+            "{}: connected{}{}",
+            endpoint(smtp),
+            match smtp.encryption {
+                Encryption::StartTls => ", STARTTLS",
+                Encryption::Tls => ", TLS",
+                Encryption::None => ", unencrypted (MAIL_ENCRYPTION=none)",
+            },
+            match &smtp.username {
+                Some(user) => format!(", logged in as {user}"),
+                None => ", no login (MAIL_USERNAME not set)".to_owned(),
+            }
+        )),
+        Ok(false) => Err(SendError::Transient(format!(
+            "{}: connected, but the server did not answer NOOP",
+            endpoint(smtp)
+        ))),
+        Err(e) => Err(classify(smtp, &e)),
+    }
+}
+
+fn endpoint(smtp: &SmtpSettings) -> String {
+    format!("SMTP server {}:{}", smtp.host, smtp.port)
+}
+
+/// A pooled lettre transport for `smtp`. No connection is made here.
+fn transport(smtp: &SmtpSettings, options: &ChannelOptions) -> Result<SmtpTransport, SendError> {
+    let tls = match smtp.encryption {
+        Encryption::StartTls => Tls::Required(tls_parameters(smtp, options)?),
+        Encryption::Tls => Tls::Wrapper(tls_parameters(smtp, options)?),
+        Encryption::None => Tls::None,
+    };
+    let mut builder = SmtpTransport::builder_dangerous(smtp.host.as_str())
+        .port(smtp.port)
+        .tls(tls)
+        .timeout(Some(smtp.timeout.max(MIN_TIMEOUT)))
+        .pool_config(
+            PoolConfig::new()
+                .max_size(POOL_MAX_SIZE)
+                .idle_timeout(POOL_IDLE),
+        );
+    if let Some(user) = &smtp.username {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            smtp.password.expose().to_owned(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+fn tls_parameters(
+    smtp: &SmtpSettings,
+    options: &ChannelOptions,
+) -> Result<TlsParameters, SendError> {
+    let mut builder = TlsParameters::builder(smtp.host.clone());
+    if let Some(path) = &options.mail_tls_ca_file {
+        builder = builder.add_root_certificate(read_ca_file(path)?);
+    }
+    builder.build().map_err(|e| {
+        SendError::channel_wide(
+            format!("cannot set up TLS for {}: {e}", endpoint(smtp)),
+            "check MAIL_HOST and MAIL_TLS_CA_FILE",
+        )
+    })
+}
+
+fn read_ca_file(path: &PathBuf) -> Result<Certificate, SendError> {
+    let fix = "set MAIL_TLS_CA_FILE to a readable PEM file of CA certificates, or unset it";
+    let pem = std::fs::read(path).map_err(|e| {
+        SendError::channel_wide(
+            format!("MAIL_TLS_CA_FILE={}: cannot read it: {e}", path.display()),
+            fix,
+        )
+    })?;
+    let cert = Certificate::from_pem(&pem).ok().filter(|_| {
+        // `from_pem` accepts a file without any certificate; that is a mistake too.
+        String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----")
+    });
+    cert.ok_or_else(|| {
+        SendError::channel_wide(
+            format!(
+                "MAIL_TLS_CA_FILE={}: no PEM certificate in it",
+                path.display()
+            ),
+            fix,
+        )
+    })
+}
+
+/// Writes each message as an `.eml` file into the outbox.
+struct EmlOutbox {
+    from: MailFrom,
+    dir: PathBuf,
+}
+
+impl Sender for EmlOutbox {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError> {
+        let (message, message_id) = build(&self.from, msg)?;
+        let name = format!("{}-{}.eml", unique_token(), safe_reference(msg.reference));
+        let path = write_atomic(&self.dir, &name, &message.formatted())
+            .map_err(|e| outbox_error(&self.dir, &e))?;
+        log::info!(
+            "email {} to {} written to {}",
+            msg.reference,
+            mask_email(msg.recipient),
+            path.display()
+        );
+        Ok(Delivered {
+            provider_message_id: Some(message_id),
+        })
+    }
+}
+
+/// Sends over SMTP through a connection pool shared by all threads.
+struct SmtpSender {
+    from: MailFrom,
+    smtp: SmtpSettings,
+    transport: SmtpTransport,
+}
+
+impl Sender for SmtpSender {
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError> {
+        let (message, message_id) = build(&self.from, msg)?;
+        match self.transport.send(&message) {
+            Ok(response) => {
+                log::info!(
+                    "email {} to {} accepted by {}: {} {}",
+                    msg.reference,
+                    mask_email(msg.recipient),
+                    endpoint(&self.smtp),
+                    response.code(),
+                    response.first_line().unwrap_or_default()
+                );
+                Ok(Delivered {
+                    provider_message_id: Some(message_id),
+                })
+            }
+            Err(e) => {
+                let err = classify(&self.smtp, &e);
+                log::warn!(
+                    "email {} to {} not sent: {err}",
+                    msg.reference,
+                    mask_email(msg.recipient)
+                );
+                Err(err)
+            }
+        }
+    }
+}
+
+/// SMTP reply codes that mean the login (not the message) is the problem: 530
+/// authentication required, 534 mechanism too weak (Gmail without an App Password),
+/// 535 credentials invalid, 538 encryption required for the mechanism.
+const AUTH_CODES: [u16; 4] = [530, 534, 535, 538];
+
+/// Classifies a lettre error for the worker. Never formats the credentials: lettre's
+/// errors carry only the server's reply text and I/O errors.
+fn classify(smtp: &SmtpSettings, e: &SmtpError) -> SendError {
+    let at = endpoint(smtp);
+    let detail = error_chain(e);
+    let timeout = smtp.timeout.max(MIN_TIMEOUT).as_secs_f64();
+    if let Some(code) = e.status() {
+        let n = u16::from(code);
+        if AUTH_CODES.contains(&n) {
+            return auth_failed(smtp, &detail);
+        }
+        return if e.is_transient() {
+            SendError::Transient(format!("{at} answered {detail}; will retry"))
+        } else {
+            SendError::Permanent(format!("{at} refused the message: {detail}"))
+        };
+    }
+    if e.is_timeout() {
+        return SendError::Transient(format!(
+            "{at} did not answer within {timeout}s (MAIL_TIMEOUT): {detail}"
+        ));
+    }
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("starttls is not supported") {
+        return SendError::channel_wide(
+            format!("{at} does not offer STARTTLS, which MAIL_ENCRYPTION=tls requires"),
+            "if the server uses implicit TLS set MAIL_ENCRYPTION=ssl and MAIL_PORT=465; check MAIL_HOST and MAIL_PORT (587 is the usual STARTTLS port); MAIL_ENCRYPTION=none only for a trusted local relay",
+        );
+    }
+    if lower.contains("no compatible authentication mechanism") {
+        return SendError::channel_wide(
+            format!(
+                "{at} offers no login method Dunning supports (PLAIN, LOGIN) for MAIL_USERNAME={}",
+                smtp.username.as_deref().unwrap_or("")
+            ),
+            "use MAIL_ENCRYPTION=tls or ssl (many servers offer login only over TLS), or unset MAIL_USERNAME for a relay that needs no login",
+        );
+    }
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return SendError::channel_wide(
+            format!("{at}: TLS certificate not trusted: {detail}"),
+            "check that MAIL_HOST is the name in the server's certificate; for an internal CA or a self-signed relay set MAIL_TLS_CA_FILE to its PEM certificate",
+        );
+    }
+    if e.is_client() {
+        // Deterministic client-side refusals (e.g. a non-ASCII address the server
+        // cannot take): sending the same message again cannot succeed.
+        return SendError::Permanent(format!("cannot send to {at}: {detail}"));
+    }
+    SendError::Transient(format!("{at}: {detail}; will retry"))
+}
+
+fn auth_failed(smtp: &SmtpSettings, detail: &str) -> SendError {
+    let at = endpoint(smtp);
+    match &smtp.username {
+        Some(user) => SendError::channel_wide(
+            format!("{at} refused the login for MAIL_USERNAME={user}: {detail}"),
+            "check MAIL_USERNAME and MAIL_PASSWORD; for Gmail, turn on 2-Step Verification and use an App Password (Google Account → Security → App passwords) as MAIL_PASSWORD, not the account password",
+        ),
+        None => SendError::channel_wide(
+            format!("{at} requires a login: {detail}"),
+            "set MAIL_USERNAME and MAIL_PASSWORD (for Gmail: your address and an App Password)",
+        ),
+    }
+}
+
+/// The error and its sources on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    single_line(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_everything() {
+        let html =
+            html_from_text("Halo <script>alert(1)</script> & \"Tom's\",\n\nBaris 2\nBaris 3");
+        assert!(
+            html.contains(
+                "Halo &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Tom&#39;s&quot;,"
+            )
+        );
+        assert!(html.contains("<p>Baris 2<br>\nBaris 3</p>"));
+        assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn single_line_removes_breaks() {
+        assert_eq!(single_line(" a\r\nBcc: x\t y  "), "a Bcc: x y");
+        assert_eq!(single_line("\r\n"), "");
+    }
+}

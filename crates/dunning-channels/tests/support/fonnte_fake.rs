@@ -1,0 +1,428 @@
+//! A fake Fonnte API on loopback, for tests and benchmarks.
+//!
+//! A real HTTP/1.1 server on `127.0.0.1:0` (std only, one thread per connection,
+//! `Connection: close`) that records every request and answers the shapes Fonnte is
+//! documented to send (`shared/research/fonnte.md`). By default it emulates Fonnte:
+//! it checks the token, the device connection and the quota, and answers `/send` and
+//! `/device`. Tests can queue exact replies with [`FonnteFake::push_reply`] or fix one
+//! with [`FonnteFake::always`].
+//!
+//! Other crates get it with the `fake` feature: `dunning_channels::fonnte_fake`.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The token [`FonnteFake::start`] accepts.
+pub const TOKEN: &str = "fake-device-token-d41d8cd9";
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `POST`, usually.
+    pub method: String,
+    /// The path, e.g. `/send`.
+    pub path: String,
+    /// Header names (lower-cased) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `application/x-www-form-urlencoded` body, decoded.
+    pub fn form(&self) -> Vec<(String, String)> {
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (url_decode(k), url_decode(v))
+            })
+            .collect()
+    }
+
+    /// The form field `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// What the fake answers to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// HTTP 200 with this JSON body.
+    Json(String),
+    /// Any status, content type and body.
+    Http {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Read the request, then say nothing for this long, then close.
+    Hang(Duration),
+    /// Close the connection without answering.
+    Close,
+}
+
+impl Reply {
+    /// Fonnte's success answer for one target, with message id `id`.
+    pub fn success(id: u64, target: &str) -> Reply {
+        Reply::Json(format!(
+            r#"{{"detail":"success! message in queue","id":["{id}"],"process":"pending","requestid":{},"status":true,"target":["{target}"]}}"#,
+            id + 1_000_000
+        ))
+    }
+
+    /// Fonnte's failure answer: `{"reason":…,"status":false}`.
+    pub fn reason(reason: &str) -> Reply {
+        Reply::Json(format!(
+            r#"{{"reason":{},"requestid":331477110,"status":false}}"#,
+            json_string(reason)
+        ))
+    }
+
+    /// An HTTP status with an HTML body, like a proxy's error page.
+    pub fn html(status: u16) -> Reply {
+        Reply::Http {
+            status,
+            content_type: "text/html; charset=utf-8".into(),
+            body: format!("<html><body><h1>{status}</h1><p>nginx</p></body></html>").into_bytes(),
+        }
+    }
+}
+
+/// Every `reason` Fonnte is documented to answer (fonnte.md, "Known reason strings").
+pub const DOCUMENTED_REASONS: &[&str] = &[
+    "token invalid",
+    "unknown token",
+    "unknown user",
+    "request invalid on disconnected device",
+    "insufficient quota",
+    "target invalid",
+    "input invalid",
+    "url invalid",
+    "file format not supported",
+    "file size must under 4MB",
+    "JSON format invalid",
+    "request timeout",
+    "id required",
+    "invalid device",
+    "incorrect OTP",
+];
+
+struct State {
+    token: String,
+    device: String,
+    requests: Mutex<Vec<Request>>,
+    script: Mutex<VecDeque<Reply>>,
+    always: Mutex<Option<Reply>>,
+    connected: AtomicBool,
+    quota: AtomicI64,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A running fake; stops when dropped.
+pub struct FonnteFake {
+    addr: SocketAddr,
+    state: Arc<State>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FonnteFake {
+    /// Starts a fake that accepts [`TOKEN`], with a connected device and 1000 quota.
+    pub fn start() -> FonnteFake {
+        FonnteFake::with_token(TOKEN)
+    }
+
+    /// Starts a fake that accepts `token`.
+    pub fn with_token(token: &str) -> FonnteFake {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(State {
+            token: token.to_owned(),
+            device: "6285700000001".into(),
+            requests: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            always: Mutex::new(None),
+            connected: AtomicBool::new(true),
+            quota: AtomicI64::new(1000),
+            next_id: AtomicU64::new(80_367_170),
+            stop: AtomicBool::new(false),
+        });
+        let accept_state = Arc::clone(&state);
+        let accept = thread::Builder::new()
+            .name("fonnte-fake".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_state.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let state = Arc::clone(&accept_state);
+                    let _ = thread::Builder::new()
+                        .name("fonnte-fake-conn".into())
+                        .spawn(move || serve(&state, stream));
+                }
+            })
+            .expect("spawn fonnte-fake");
+        FonnteFake {
+            addr,
+            state,
+            accept: Some(accept),
+        }
+    }
+
+    /// The base URL, for `FONNTE_URL`: `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The token this fake accepts, for `FONNTE_TOKEN`.
+    pub fn token(&self) -> &str {
+        &self.state.token
+    }
+
+    /// Settings lookup pairs that point a `Settings` at this fake.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("WHATSAPP_DRIVER", "fonnte".into()),
+            ("FONNTE_URL", self.url()),
+            ("FONNTE_TOKEN", self.state.token.clone()),
+        ]
+    }
+
+    /// Answers the next request with `reply` (queued replies are used in order, then
+    /// the emulation resumes).
+    pub fn push_reply(&self, reply: Reply) {
+        lock(&self.state.script).push_back(reply);
+    }
+
+    /// Answers every request with `reply` (after queued ones); `None` restores the
+    /// emulation.
+    pub fn always(&self, reply: Option<Reply>) {
+        *lock(&self.state.always) = reply;
+    }
+
+    /// Connects or disconnects the emulated device.
+    pub fn set_connected(&self, connected: bool) {
+        self.state.connected.store(connected, Ordering::SeqCst);
+    }
+
+    /// Sets the emulated quota.
+    pub fn set_quota(&self, quota: i64) {
+        self.state.quota.store(quota, Ordering::SeqCst);
+    }
+
+    /// The emulated quota left.
+    pub fn quota(&self) -> i64 {
+        self.state.quota.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// The requests to `/send`.
+    pub fn sent(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/send")
+            .collect()
+    }
+}
+
+impl Drop for FonnteFake {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(handle) = self.accept.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn serve(state: &State, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let Some(request) = read_request(&stream) else {
+        return;
+    };
+    lock(&state.requests).push(request.clone());
+    let reply = lock(&state.script)
+        .pop_front()
+        .or_else(|| lock(&state.always).clone())
+        .unwrap_or_else(|| emulate(state, &request));
+    let mut stream = stream;
+    match reply {
+        Reply::Json(body) => write_response(&mut stream, 200, "application/json", body.as_bytes()),
+        Reply::Http {
+            status,
+            content_type,
+            body,
+        } => write_response(&mut stream, status, &content_type, &body),
+        Reply::Hang(d) => {
+            let until = Instant::now() + d;
+            while Instant::now() < until && !state.stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Reply::Close => {}
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// What real Fonnte would answer, for the documented cases.
+fn emulate(state: &State, request: &Request) -> Reply {
+    if request.header("authorization") != Some(state.token.as_str()) {
+        return Reply::reason("token invalid");
+    }
+    match request.path.as_str() {
+        "/device" => Reply::Json(format!(
+            r#"{{"device":"{}","device_status":"{}","expired":"18 November 2029","messages":16785,"name":"fake","package":"Free","quota":"{}","status":true}}"#,
+            state.device,
+            if state.connected.load(Ordering::SeqCst) {
+                "connect"
+            } else {
+                "disconnect"
+            },
+            state.quota.load(Ordering::SeqCst)
+        )),
+        "/send" => {
+            if !state.connected.load(Ordering::SeqCst) {
+                return Reply::reason("request invalid on disconnected device");
+            }
+            let target = request.field("target").unwrap_or_default();
+            if target.is_empty() || !target.bytes().all(|b| b.is_ascii_digit()) {
+                return Reply::reason("target invalid");
+            }
+            if request.field("message").is_none_or(|m| m.is_empty()) {
+                return Reply::reason("input invalid");
+            }
+            if state.quota.fetch_sub(1, Ordering::SeqCst) <= 0 {
+                state.quota.fetch_add(1, Ordering::SeqCst);
+                return Reply::reason("insufficient quota");
+            }
+            Reply::success(state.next_id.fetch_add(1, Ordering::SeqCst), &target)
+        }
+        _ => Reply::html(404),
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    let mut header_bytes = 0;
+    loop {
+        let mut h = String::new();
+        let n = reader.read_line(&mut h).ok()?;
+        header_bytes += n;
+        if n == 0 || header_bytes > 64 * 1024 {
+            return None;
+        }
+        let h = h.trim_end_matches(['\r', '\n']);
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length.min(16 * 1024 * 1024)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+fn write_response(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        match status {
+            200 => "OK",
+            404 => "Not Found",
+            500 => "Internal Server Error",
+            502 => "Bad Gateway",
+            _ => "Status",
+        },
+        body.len()
+    );
+    // The client may hang up early (a body over its limit): not an error here.
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .and_then(|()| stream.flush());
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod db;
 mod error;
+pub mod queue;
 pub mod scheduling;
 pub mod schema;
 

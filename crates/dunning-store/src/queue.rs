@@ -1,0 +1,424 @@
+//! The job queue: claim, and the final steps (sent, failed, skipped, retry later).
+//!
+//! A job is claimed by setting its reservation in a short transaction of its own,
+//! with `FOR UPDATE SKIP LOCKED`, so any number of workers on any number of hosts
+//! never take the same job. The attempt is counted at claim time: a job that kills
+//! its worker is not retried forever. A reservation older than `retry_after` is taken
+//! as abandoned (the worker died) and the job can be claimed again.
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz};
+use time::{Date, OffsetDateTime};
+
+use dunning_core::{Channel, Stage};
+
+use crate::Result;
+
+/// A job this worker holds.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ClaimedJob {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub notification_id: i64,
+    #[diesel(sql_type = Text)]
+    pub channel: String,
+    /// Attempts including this one.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+}
+
+impl ClaimedJob {
+    /// The job's channel.
+    pub fn channel(&self) -> Channel {
+        self.channel.parse().unwrap_or(Channel::Email)
+    }
+}
+
+const CLAIM: &str = "
+UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE queue = $1
+      AND available_at <= now()
+      AND (reserved_at IS NULL OR reserved_at < now() - make_interval(secs => $3))
+      AND channel = ANY($4)
+    ORDER BY available_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, notification_id, channel, attempts";
+
+/// Claims the oldest ready job of `queue` on one of `channels`.
+///
+/// WhatsApp pacing is part of the claim: a WhatsApp job is only handed out together
+/// with the shared send slot (`channel_state.next_send_at`), which moves
+/// `min_interval` ahead. If another worker took the slot first, the claim is rolled
+/// back and retried without WhatsApp, so all workers together send at most one
+/// WhatsApp message per interval and nobody sleeps while holding a job.
+pub fn claim(
+    conn: &mut PgConnection,
+    queue: &str,
+    worker: &str,
+    retry_after: Duration,
+    channels: &[Channel],
+    whatsapp_interval: Duration,
+) -> Result<Option<ClaimedJob>> {
+    let mut allowed: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    loop {
+        if allowed.is_empty() {
+            return Ok(None);
+        }
+        let res = conn.transaction::<Option<ClaimedJob>, ClaimError, _>(|conn| {
+            let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
+                .bind::<Text, _>(queue)
+                .bind::<Text, _>(worker)
+                .bind::<Double, _>(retry_after.as_secs_f64())
+                .bind::<Array<Text>, _>(&allowed)
+                .get_result(conn)
+                .optional()?;
+            if let Some(job) = &job {
+                if job.channel == "whatsapp" {
+                    let took = diesel::sql_query(
+                        "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
+                         WHERE channel = 'whatsapp' AND next_send_at <= now()",
+                    )
+                    .bind::<Double, _>(whatsapp_interval.as_secs_f64())
+                    .execute(conn)?;
+                    if took == 0 {
+                        return Err(ClaimError::SlotTaken);
+                    }
+                }
+            }
+            Ok(job)
+        });
+        match res {
+            Ok(job) => return Ok(job),
+            Err(ClaimError::SlotTaken) => allowed.retain(|c| *c != "whatsapp"),
+            Err(ClaimError::Db(e)) => return Err(e.into()),
+        }
+    }
+}
+
+enum ClaimError {
+    SlotTaken,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for ClaimError {
+    fn from(e: diesel::result::Error) -> Self {
+        ClaimError::Db(e)
+    }
+}
+
+/// Everything needed to render and send one reminder.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Delivery {
+    #[diesel(sql_type = BigInt)]
+    pub notification_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub invoice_id: i64,
+    #[diesel(sql_type = Text)]
+    pub invoice_number: String,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+    #[diesel(sql_type = SqlDate)]
+    pub due_date: Date,
+    #[diesel(sql_type = Text)]
+    pub customer_name: String,
+    #[diesel(sql_type = Text)]
+    pub stage: String,
+    #[diesel(sql_type = Text)]
+    pub channel: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub recipient: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = SqlDate)]
+    pub run_date: Date,
+}
+
+impl Delivery {
+    /// The stage, parsed.
+    pub fn stage(&self) -> Option<Stage> {
+        self.stage.parse().ok()
+    }
+}
+
+/// Loads the ledger row behind a job, with its invoice and customer.
+pub fn load_delivery(conn: &mut PgConnection, notification_id: i64) -> Result<Option<Delivery>> {
+    Ok(diesel::sql_query(
+        "SELECT n.id AS notification_id, i.id AS invoice_id, i.number AS invoice_number, i.amount,
+                i.due_date, c.name AS customer_name, n.stage, n.channel,
+                -- the customer's current contact, so a corrected phone number is used on retry
+                COALESCE(CASE n.channel WHEN 'email' THEN NULLIF(btrim(c.email), '')
+                                        ELSE NULLIF(btrim(c.phone), '') END, n.recipient) AS recipient,
+                n.status, n.run_date
+         FROM notifications n
+         JOIN invoices i ON i.id = n.invoice_id
+         JOIN customers c ON c.id = i.customer_id
+         WHERE n.id = $1",
+    )
+    .bind::<BigInt, _>(notification_id)
+    .get_result(conn)
+    .optional()?)
+}
+
+/// Why a reminder must not go out, checked right before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// The invoice is no longer unpaid (`paid` or `void`).
+    InvoiceSettled(String),
+    /// The invoice already got a reminder on this channel today.
+    AlreadyRemindedToday,
+    /// This ledger row is already final (a duplicate job).
+    AlreadyFinal(String),
+}
+
+impl Hold {
+    /// The reason recorded in the ledger.
+    pub fn reason(&self) -> String {
+        match self {
+            Hold::InvoiceSettled(s) => format!("invoice is {s}"),
+            Hold::AlreadyRemindedToday => {
+                "already reminded on this channel today".to_owned()
+            }
+            Hold::AlreadyFinal(s) => format!("already {s}"),
+        }
+    }
+}
+
+/// Locks the invoice row (`FOR SHARE`) and says whether the reminder may go out.
+///
+/// Call inside the transaction that also sends: while it is open, a billing
+/// application's `UPDATE invoices SET status = 'paid'` waits, so a payment committed
+/// before this check stops the message and one committed after it comes after the
+/// message was handed over: never a reminder after a committed payment.
+pub fn hold_before_send(
+    conn: &mut PgConnection,
+    d: &Delivery,
+    today_start: OffsetDateTime,
+    today_end: OffsetDateTime,
+) -> Result<Option<Hold>> {
+    #[derive(QueryableByName)]
+    struct S {
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = Text)]
+        own: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        sent_today: bool,
+    }
+    let s: S = diesel::sql_query(
+        "SELECT i.status,
+                (SELECT status FROM notifications WHERE id = $2) AS own,
+                EXISTS (SELECT 1 FROM notifications n
+                        WHERE n.invoice_id = i.id AND n.channel = $3 AND n.id <> $2
+                          AND n.status = 'sent' AND n.sent_at >= $4 AND n.sent_at < $5) AS sent_today
+         FROM invoices i WHERE i.id = $1 FOR SHARE OF i",
+    )
+    .bind::<BigInt, _>(d.invoice_id)
+    .bind::<BigInt, _>(d.notification_id)
+    .bind::<Text, _>(&d.channel)
+    .bind::<Timestamptz, _>(today_start)
+    .bind::<Timestamptz, _>(today_end)
+    .get_result(conn)?;
+    Ok(if s.status != "unpaid" {
+        Some(Hold::InvoiceSettled(s.status))
+    } else if s.own != "queued" {
+        Some(Hold::AlreadyFinal(s.own))
+    } else if s.sent_today {
+        Some(Hold::AlreadyRemindedToday)
+    } else {
+        None
+    })
+}
+
+/// The final state of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    Sent { provider_message_id: Option<String> },
+    Failed { error: String },
+    Skipped { reason: String },
+}
+
+/// Records a final state in the ledger and deletes the job, atomically.
+pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
+    conn.transaction(|conn| {
+        let (status, provider_id, error) = match outcome {
+            Final::Sent { provider_message_id } => ("sent", provider_message_id.as_deref(), None),
+            Final::Failed { error } => ("failed", None, Some(error.as_str())),
+            Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
+        };
+        diesel::sql_query(
+            "UPDATE notifications SET status = $2, provider_message_id = $3, error = $4,
+                    attempts = $5, updated_at = now(),
+                    sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
+             WHERE id = $1",
+        )
+        .bind::<BigInt, _>(job.notification_id)
+        .bind::<Text, _>(status)
+        .bind::<Nullable<Text>, _>(provider_id)
+        .bind::<Nullable<Text>, _>(error)
+        .bind::<Integer, _>(job.attempts)
+        .execute(conn)?;
+        diesel::sql_query("DELETE FROM jobs WHERE id = $1")
+            .bind::<BigInt, _>(job.id)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Puts a job back for another attempt at `available_at`, keeping the error.
+pub fn retry_later(
+    conn: &mut PgConnection,
+    job: &ClaimedJob,
+    available_at: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    conn.transaction(|conn| {
+        diesel::sql_query(
+            "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2, last_error = $3
+             WHERE id = $1",
+        )
+        .bind::<BigInt, _>(job.id)
+        .bind::<Timestamptz, _>(available_at)
+        .bind::<Text, _>(error)
+        .execute(conn)?;
+        diesel::sql_query(
+            "UPDATE notifications SET attempts = $2, error = $3, updated_at = now() WHERE id = $1",
+        )
+        .bind::<BigInt, _>(job.notification_id)
+        .bind::<Integer, _>(job.attempts)
+        .bind::<Text, _>(error)
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Hands a job back without counting the attempt (its channel is paused, or the
+/// worker is shutting down before it started).
+pub fn release(conn: &mut PgConnection, job: &ClaimedJob, available_at: OffsetDateTime) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2,
+                attempts = GREATEST(attempts - 1, 0)
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(job.id)
+    .bind::<Timestamptz, _>(available_at)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Shared state of one channel.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ChannelState {
+    #[diesel(sql_type = Text)]
+    pub channel: String,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub paused_until: Option<OffsetDateTime>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub pause_reason: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub paused: bool,
+}
+
+/// Both channels' state.
+pub fn channel_states(conn: &mut PgConnection) -> Result<Vec<ChannelState>> {
+    Ok(diesel::sql_query(
+        "SELECT channel, paused_until, pause_reason, COALESCE(paused_until > now(), false) AS paused
+         FROM channel_state ORDER BY channel",
+    )
+    .load(conn)?)
+}
+
+/// Pauses a channel for every worker until `until`. Returns true when this call
+/// started the pause (so exactly one worker logs the error).
+pub fn pause_channel(
+    conn: &mut PgConnection,
+    channel: Channel,
+    until: OffsetDateTime,
+    reason: &str,
+) -> Result<bool> {
+    let n = diesel::sql_query(
+        "UPDATE channel_state SET paused_until = $2, pause_reason = $3, updated_at = now()
+         WHERE channel = $1 AND (paused_until IS NULL OR paused_until <= now())",
+    )
+    .bind::<Text, _>(channel.as_str())
+    .bind::<Timestamptz, _>(until)
+    .bind::<Text, _>(reason)
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Registers or refreshes a worker's heartbeat.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    id: &str,
+    hostname: &str,
+    pid: i32,
+    queue: &str,
+    jobs_done: i64,
+) -> Result<()> {
+    diesel::sql_query(
+        "INSERT INTO workers (id, hostname, pid, queue, jobs_done) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET last_seen_at = now(), jobs_done = EXCLUDED.jobs_done, stopped_at = NULL",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(hostname)
+    .bind::<Integer, _>(pid)
+    .bind::<Text, _>(queue)
+    .bind::<BigInt, _>(jobs_done)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Marks a worker as stopped.
+pub fn worker_stopped(conn: &mut PgConnection, id: &str, jobs_done: i64) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE workers SET stopped_at = now(), last_seen_at = now(), jobs_done = $2 WHERE id = $1",
+    )
+    .bind::<Text, _>(id)
+    .bind::<BigInt, _>(jobs_done)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The earliest time a job of `queue` becomes ready, if any job is waiting.
+pub fn next_available(conn: &mut PgConnection, queue: &str) -> Result<Option<OffsetDateTime>> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        t: Option<OffsetDateTime>,
+    }
+    let n: N = diesel::sql_query("SELECT min(available_at) AS t FROM jobs WHERE queue = $1 AND reserved_at IS NULL")
+        .bind::<Text, _>(queue)
+        .get_result(conn)?;
+    Ok(n.t)
+}
+
+/// Jobs of `channel` in `queue` that are ready now (not reserved or abandoned).
+pub fn ready_count(
+    conn: &mut PgConnection,
+    queue: &str,
+    channel: Channel,
+    retry_after: Duration,
+) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM jobs WHERE queue = $1 AND channel = $2 AND available_at <= now()
+           AND (reserved_at IS NULL OR reserved_at < now() - make_interval(secs => $3))",
+    )
+    .bind::<Text, _>(queue)
+    .bind::<Text, _>(channel.as_str())
+    .bind::<Double, _>(retry_after.as_secs_f64())
+    .get_result(conn)?;
+    Ok(n.n)
+}

@@ -1,0 +1,442 @@
+//! Email against a real SMTP server (aiosmtpd) on loopback, and the `.eml` outbox.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dunning_channels::{
+    ChannelOptions, OutgoingMessage, SendError, Sender, build_email, check_smtp_with,
+    email_sender_with,
+};
+use dunning_core::Settings;
+use serde_json::Value;
+use support::smtp_peer::{PASSWORD, SmtpPeer, USER, parse_eml};
+
+const SUBJECT: &str = "Pengingat Pembayaran Tagihan INV-20251115-123456 🕒";
+const BODY: &str = "Halo Dimas Pratama C,
+
+Kami ingin mengingatkan bahwa tagihan INV-20251115-123456 sebesar Rp 150.000 akan jatuh tempo pada 18 November 2025.
+Mohon segera menyelesaikan pembayaran agar layanan Anda tetap aktif tanpa gangguan.
+
+Jika Anda sudah melakukan pembayaran, abaikan pesan ini.
+Terima kasih atas kerja sama dan kepercayaannya.
+
+Salam,
+Tim Wikarta Provider";
+const REFERENCE: &str = "INV-20251115-123456/T-3";
+
+fn seed_message(recipient: &str) -> OutgoingMessage<'_> {
+    OutgoingMessage {
+        recipient,
+        subject: SUBJECT,
+        body: BODY,
+        reference: REFERENCE,
+    }
+}
+
+fn sender(peer: &SmtpPeer, encryption: &str, password: Option<&str>) -> Box<dyn Sender> {
+    let outbox = tempfile::tempdir().unwrap();
+    email_sender_with(
+        &peer.settings(encryption, password, outbox.path()),
+        &SmtpPeer::options(),
+    )
+    .expect("sender")
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn seed_reminder_arrives_intact_over_starttls_with_login() {
+    let peer = SmtpPeer::start("starttls");
+    let delivered = sender(&peer, "tls", Some(PASSWORD))
+        .send(&seed_message("customer@email.com"))
+        .expect("sent");
+    let got = peer.wait_received(1);
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(text(m, "subject"), SUBJECT);
+    assert_eq!(text(m, "text").trim_end_matches('\n'), BODY);
+    assert_eq!(text(m, "from"), "Wikarta Provider <noreply@wikarta.com>");
+    assert_eq!(text(m, "to"), "customer@email.com");
+    assert_eq!(m["rcpt_tos"], serde_json::json!(["customer@email.com"]));
+    assert_eq!(text(m, "mail_from"), "noreply@wikarta.com");
+    assert_eq!(text(m, "login"), USER);
+    assert_eq!(text(m, "content_type"), "multipart/alternative");
+    assert!(!text(m, "date").is_empty());
+    let message_id = text(m, "message_id");
+    assert!(
+        message_id.contains("INV-20251115-123456_T-3"),
+        "{message_id}"
+    );
+    assert!(message_id.ends_with("@wikarta.com>"), "{message_id}");
+    assert_eq!(
+        delivered.provider_message_id.as_deref(),
+        Some(message_id.as_str())
+    );
+    let html = text(m, "html");
+    assert!(html.contains("Halo Dimas Pratama C,"));
+    assert!(html.contains("sebesar Rp 150.000 akan jatuh tempo pada 18 November 2025.<br>"));
+    assert_eq!(m["defects"], serde_json::json!([]));
+}
+
+#[test]
+fn hostile_customer_names_cannot_break_headers_or_html() {
+    let peer = SmtpPeer::start("starttls");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    let long = "Nama Sangat Panjang ".repeat(10);
+    let names = [
+        "Budi\r\nBcc: victim@example.com",
+        "Budi\nX-Injected: yes",
+        "<script>alert('x')</script> & \"Co\"",
+        "Dimas 🎉 Pratama ⚠️",
+        long.trim(),
+    ];
+    let mut expected = Vec::new();
+    for name in names {
+        let subject = format!("Pengingat Pembayaran Tagihan INV-1 untuk {name} 🕒");
+        let body = format!("Halo {name},\n\nTagihan INV-1 sebesar Rp 150.000.");
+        sender
+            .send(&OutgoingMessage {
+                recipient: "customer@email.com",
+                subject: &subject,
+                body: &body,
+                reference: "INV-1/T-1",
+            })
+            .expect("sent");
+        expected.push((subject, body));
+    }
+    let got = peer.wait_received(names.len());
+    assert_eq!(got.len(), names.len());
+    for (m, (subject, body)) in got.iter().zip(&expected) {
+        let headers: Vec<String> = m["header_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                "from",
+                "to",
+                "subject",
+                "message-id",
+                "date",
+                "mime-version",
+                "content-type"
+            ],
+            "{subject:?}"
+        );
+        // Line breaks in the subject became spaces; everything else survived.
+        let one_line: String = subject
+            .replace("\r\n", " ")
+            .replace('\n', " ")
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(text(m, "subject"), one_line);
+        // The body is data: kept exactly (line ends normalised by the transport).
+        assert_eq!(
+            text(m, "text").trim_end_matches('\n'),
+            body.replace("\r\n", "\n")
+        );
+        let html = text(m, "html");
+        assert!(!html.contains("<script>"), "{html}");
+        if body.contains("<script>") {
+            assert!(
+                html.contains(
+                    "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Co&quot;"
+                )
+            );
+        }
+        for line in m["raw_header_lines"].as_array().unwrap() {
+            let line = line.as_str().unwrap();
+            assert!(line.len() <= 998, "header line too long: {line}");
+            assert!(!line.to_ascii_lowercase().starts_with("bcc"), "{line}");
+            assert!(
+                !line.to_ascii_lowercase().starts_with("x-injected"),
+                "{line}"
+            );
+        }
+        assert_eq!(m["defects"], serde_json::json!([]), "{subject:?}");
+        assert_eq!(m["rcpt_tos"], serde_json::json!(["customer@email.com"]));
+    }
+}
+
+#[test]
+fn pooled_sending_reuses_one_connection() {
+    let peer = SmtpPeer::start("starttls");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    for _ in 0..10 {
+        sender
+            .send(&seed_message("customer@email.com"))
+            .expect("sent");
+    }
+    assert_eq!(peer.wait_received(10).len(), 10);
+    assert_eq!(
+        peer.connections(),
+        1,
+        "10 messages should share one connection"
+    );
+}
+
+#[test]
+fn pooled_sender_is_shared_by_threads() {
+    let peer = SmtpPeer::start("starttls");
+    let sender: Arc<dyn Sender> = Arc::from(sender(&peer, "tls", Some(PASSWORD)));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let sender = Arc::clone(&sender);
+            std::thread::spawn(move || {
+                for _ in 0..5 {
+                    sender
+                        .send(&seed_message("customer@email.com"))
+                        .expect("sent");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(peer.wait_received(20).len(), 20);
+    let connections = peer.connections();
+    assert!(
+        (1..=4).contains(&connections),
+        "{connections} connections for 20 messages"
+    );
+}
+
+#[test]
+fn server_without_starttls_is_a_clear_channel_wide_error() {
+    let peer = SmtpPeer::start("no-starttls");
+    let err = sender(&peer, "tls", Some(PASSWORD))
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    let SendError::ChannelWide { reason, fix } = &err else {
+        panic!("expected channel-wide, got {err:?}")
+    };
+    assert!(reason.contains("does not offer STARTTLS"), "{reason}");
+    assert!(fix.contains("MAIL_ENCRYPTION=ssl"), "{fix}");
+    assert!(peer.received().is_empty());
+}
+
+#[test]
+fn wrong_password_pauses_the_channel_without_revealing_it() {
+    let peer = SmtpPeer::start("starttls");
+    let wrong = "Wr0ng-Passw0rd-e9c1";
+    let err = sender(&peer, "tls", Some(wrong))
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    let SendError::ChannelWide { reason, fix } = &err else {
+        panic!("expected channel-wide, got {err:?}")
+    };
+    assert!(
+        reason.contains("MAIL_USERNAME") && reason.contains(USER),
+        "{reason}"
+    );
+    assert!(fix.contains("App Password"), "{fix}");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(wrong), "{shown}");
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = peer.settings("tls", Some(wrong), outbox.path());
+    let err = check_smtp_with(&settings, &SmtpPeer::options()).unwrap_err();
+    assert!(matches!(err, SendError::ChannelWide { .. }), "{err:?}");
+    assert!(!err.to_string().contains(wrong));
+    assert!(peer.received().is_empty());
+}
+
+#[test]
+fn check_smtp_connects_and_logs_in_without_sending() {
+    let peer = SmtpPeer::start("starttls");
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = peer.settings("tls", Some(PASSWORD), outbox.path());
+    let description = check_smtp_with(&settings, &SmtpPeer::options()).expect("check");
+    assert!(description.contains("STARTTLS"), "{description}");
+    assert!(description.contains(USER), "{description}");
+    assert!(!description.contains(PASSWORD));
+    assert!(peer.received().is_empty());
+    assert_eq!(peer.connections(), 1);
+}
+
+#[test]
+fn recipient_refused_with_550_is_permanent() {
+    let peer = SmtpPeer::start("rcpt-550");
+    let err = sender(&peer, "tls", Some(PASSWORD))
+        .send(&seed_message("nobody@email.com"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent(t) if t.contains("550")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn recipient_refused_with_450_is_transient() {
+    let peer = SmtpPeer::start("rcpt-450");
+    let err = sender(&peer, "tls", Some(PASSWORD))
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Transient(t) if t.contains("450")),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+}
+
+#[test]
+fn connection_cut_during_data_is_transient() {
+    let peer = SmtpPeer::start("drop-data");
+    let err = sender(&peer, "tls", Some(PASSWORD))
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+}
+
+#[test]
+fn nothing_listening_is_transient() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("MAIL_MAILER", "smtp".into()),
+        ("MAIL_HOST", "127.0.0.1".into()),
+        ("MAIL_PORT", port.to_string()),
+        ("MAIL_FROM_ADDRESS", "noreply@wikarta.com".into()),
+        ("MAIL_TIMEOUT", "2".into()),
+    ]);
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).unwrap();
+    let err = email_sender_with(&settings, &ChannelOptions::default())
+        .unwrap()
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn implicit_tls_works() {
+    let peer = SmtpPeer::start("implicit");
+    sender(&peer, "ssl", Some(PASSWORD))
+        .send(&seed_message("customer@email.com"))
+        .expect("sent");
+    let got = peer.wait_received(1);
+    assert_eq!(text(&got[0], "subject"), SUBJECT);
+    assert_eq!(text(&got[0], "login"), USER);
+}
+
+#[test]
+fn unencrypted_relay_without_login_works_when_chosen() {
+    let peer = SmtpPeer::start("plain");
+    sender(&peer, "none", None)
+        .send(&seed_message("customer@email.com"))
+        .expect("sent");
+    assert_eq!(text(&peer.wait_received(1)[0], "subject"), SUBJECT);
+}
+
+#[test]
+fn untrusted_certificate_is_channel_wide_and_names_the_fix() {
+    let peer = SmtpPeer::start("starttls");
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = peer.settings("tls", Some(PASSWORD), outbox.path());
+    let err = email_sender_with(&settings, &ChannelOptions::default())
+        .unwrap()
+        .send(&seed_message("customer@email.com"))
+        .unwrap_err();
+    let SendError::ChannelWide { fix, .. } = &err else {
+        panic!("expected channel-wide, got {err:?}")
+    };
+    assert!(fix.contains("MAIL_TLS_CA_FILE"), "{fix}");
+    assert!(peer.received().is_empty());
+}
+
+#[test]
+fn missing_ca_file_is_reported_at_startup() {
+    let peer = SmtpPeer::start("starttls");
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = peer.settings("tls", Some(PASSWORD), outbox.path());
+    let options = ChannelOptions {
+        mail_tls_ca_file: Some("/nonexistent/ca.pem".into()),
+    };
+    let Err(err) = email_sender_with(&settings, &options) else {
+        panic!("expected an error")
+    };
+    assert!(
+        err.to_string()
+            .contains("MAIL_TLS_CA_FILE=/nonexistent/ca.pem"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_recipients_fail_permanently_before_connecting() {
+    let peer = SmtpPeer::start("starttls");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    for bad in [
+        "",
+        "customer",
+        "customer@email.com\r\nBcc: victim@example.com",
+        "a@b@c.com",
+    ] {
+        let err = sender.send(&seed_message(bad)).unwrap_err();
+        assert!(matches!(err, SendError::Permanent(_)), "{bad:?}: {err:?}");
+    }
+    assert_eq!(peer.connections(), 0);
+}
+
+#[test]
+fn log_driver_writes_one_parsable_eml_file_per_message() {
+    let outbox = tempfile::tempdir().unwrap();
+    let out = outbox.path().display().to_string();
+    let settings =
+        Settings::from_lookup(|k| (k == "DUNNING_OUTBOX_DIR").then(|| out.clone())).unwrap();
+    let sender = dunning_channels::email_sender(&settings).unwrap();
+    assert_eq!(sender.channel(), dunning_core::Channel::Email);
+    let a = sender.send(&seed_message("customer@email.com")).unwrap();
+    let b = sender.send(&seed_message("customer@email.com")).unwrap();
+    assert_ne!(a.provider_message_id, b.provider_message_id);
+
+    let mut files: Vec<_> = std::fs::read_dir(outbox.path().join("email"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(name.ends_with("-INV-20251115-123456_T-3.eml"), "{name}");
+        let m = parse_eml(file);
+        assert_eq!(text(&m, "subject"), SUBJECT);
+        assert_eq!(text(&m, "text").trim_end_matches('\n'), BODY);
+        assert_eq!(text(&m, "to"), "customer@email.com");
+        assert_eq!(m["defects"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn build_email_is_the_same_message_for_both_drivers() {
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let message = build_email(&settings, &seed_message("customer@email.com")).unwrap();
+    let raw = String::from_utf8(message.formatted()).unwrap();
+    assert!(
+        raw.contains("Subject: Pengingat") && raw.contains("=?utf-8?b?8J+Vkg==?="),
+        "{raw}"
+    );
+    assert!(raw.contains("multipart/alternative"));
+    assert!(raw.contains("Content-Type: text/html; charset=utf-8"));
+    assert!(raw.is_ascii(), "encoded for any 7-bit server");
+    let err = build_email(&settings, &seed_message("not an address")).unwrap_err();
+    assert!(matches!(err, SendError::Permanent(_)));
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 for dunning-channels' tests.
+
+    smtp_server.py --dir DIR --cert CERT --key KEY [--mode MODE] [--user U --password P]
+
+Binds a free port and prints "READY <port>" on stdout; runs until stdin closes (the
+test process holding the pipe exits or drops it). Every accepted message is stored
+as DIR/<n>.eml plus DIR/<n>.json (the message as Python's email parser decodes it,
+an independent check of what lettre wrote). DIR/connections holds the number of TCP
+connections accepted so far.
+
+Modes:
+  starttls     STARTTLS offered, AUTH only after it (the default)
+  no-starttls  no STARTTLS offered
+  implicit     TLS from the first byte (port-465 style)
+  plain        no TLS at all, no AUTH
+  rcpt-550     every RCPT TO refused with 550 5.1.1
+  rcpt-450     every RCPT TO refused with 450 4.2.0
+  drop-data    the connection is cut after the message data arrives, before the reply
+
+    smtp_server.py --parse FILE   prints FILE (an .eml) decoded as JSON and exits.
+"""
+
+import argparse
+import asyncio
+import email
+import email.policy
+import json
+import os
+import ssl
+import sys
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+def describe(raw: bytes) -> dict:
+    """The message as a mail client would see it."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    out = {
+        "subject": str(msg["subject"]),
+        "from": str(msg["from"]),
+        "to": str(msg["to"]),
+        "message_id": str(msg["message-id"]),
+        "date": str(msg["date"]),
+        "content_type": msg.get_content_type(),
+        "header_names": [k for k, _ in msg.items()],
+        "defects": [repr(d) for d in msg.defects],
+        "raw_header_lines": [],
+        "text": None,
+        "html": None,
+    }
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    out["raw_header_lines"] = [l.decode("ascii", "replace") for l in head.split(b"\r\n")]
+    for part in msg.walk():
+        out["defects"] += [repr(d) for d in part.defects]
+        ctype = part.get_content_type()
+        if ctype in ("text/plain", "text/html") and not part.is_multipart():
+            content = part.get_content().replace("\r\n", "\n")
+            out["text" if ctype == "text/plain" else "html"] = content
+    return out
+
+
+class Handler:
+    def __init__(self, directory, mode):
+        self.directory = directory
+        self.mode = mode
+        self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.mode == "rcpt-550":
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if self.mode == "rcpt-450":
+            return "450 4.2.0 <%s>: Recipient address rejected: Greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.mode == "drop-data":
+            server.transport.abort()
+            return "421 4.3.0 never seen"
+        self.count += 1
+        base = os.path.join(self.directory, str(self.count))
+        info = describe(envelope.original_content or envelope.content)
+        info["mail_from"] = envelope.mail_from
+        info["rcpt_tos"] = envelope.rcpt_tos
+        auth = getattr(session, "auth_data", None)
+        info["login"] = auth.login.decode() if isinstance(auth, LoginPassword) else None
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(base + ".eml.tmp", base + ".eml")
+        with open(base + ".json.tmp", "w") as f:
+            json.dump(info, f)
+        os.rename(base + ".json.tmp", base + ".json")
+        return "250 2.0.0 Ok: queued as FAKE%d" % self.count
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--dir")
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--mode", default="starttls")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    p.add_argument("--parse")
+    a = p.parse_args()
+
+    if a.parse:
+        with open(a.parse, "rb") as f:
+            print(json.dumps(describe(f.read())))
+        return
+
+    modes = ("starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-450", "drop-data")
+    if a.mode not in modes:
+        sys.exit("unknown --mode %r; use one of %s" % (a.mode, ", ".join(modes)))
+
+    context = None
+    if a.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(a.cert, a.key)
+
+    handler = Handler(a.dir, a.mode)
+    # STARTTLS calls connection_made again for the same TCP connection: count peers.
+    peers = set()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == a.user
+            and auth_data.password.decode() == a.password
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    class CountingSMTP(SMTP):
+        def connection_made(self, transport):
+            peers.add(transport.get_extra_info("peername"))
+            path = os.path.join(a.dir, "connections")
+            with open(path + ".tmp", "w") as f:
+                f.write(str(len(peers)))
+            os.rename(path + ".tmp", path)
+            super().connection_made(transport)
+
+    starttls = a.mode not in ("no-starttls", "implicit", "plain")
+    use_auth = a.user is not None and a.mode != "plain"
+
+    def factory():
+        return CountingSMTP(
+            handler,
+            hostname="dunning-test-smtp",
+            tls_context=context if starttls else None,
+            require_starttls=False,
+            authenticator=authenticator if use_auth else None,
+            auth_required=use_auth,
+            # AUTH only over TLS, like every real submission server; implicit TLS is TLS.
+            auth_require_tls=a.mode != "implicit",
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=30,
+        )
+
+    async def serve():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            factory,
+            "127.0.0.1",
+            0,
+            ssl=context if a.mode == "implicit" else None,
+        )
+        port = server.sockets[0].getsockname()[1]
+        print("READY %d" % port, flush=True)
+        # Run until the test closes our stdin (or exits).
+        await loop.run_in_executor(None, sys.stdin.read)
+        server.close()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+//! The scheduler as cron runs it: the real binary against a real PostgreSQL.
+
+use std::process::{Command, Output};
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_query;
+use diesel::sql_types::{BigInt, Text};
+use dunning_test_db::TestDatabase;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dunning-schedule"));
+    // A clean environment: no developer .env or variables leak into the test.
+    let dir = std::env::temp_dir();
+    cmd.env_clear()
+        .current_dir(dir)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DUNNING_TIMEZONE", "Asia/Jakarta");
+    cmd
+}
+
+fn schedule(db: &TestDatabase, args: &[&str]) -> Output {
+    let out = bin()
+        .env("DATABASE_URL", db.url())
+        .args(args)
+        .output()
+        .expect("run dunning-schedule");
+    out
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn exec(conn: &mut PgConnection, sql: &str) {
+    sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ledger {
+    #[diesel(sql_type = Text)]
+    number: String,
+    #[diesel(sql_type = Text)]
+    stage: String,
+    #[diesel(sql_type = Text)]
+    channel: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Text)]
+    run_date: String,
+}
+
+fn ledger(conn: &mut PgConnection) -> Vec<Ledger> {
+    sql_query(
+        "SELECT i.number, n.stage, n.channel, n.status, n.run_date::text AS run_date
+         FROM notifications n JOIN invoices i ON i.id = n.invoice_id
+         ORDER BY i.number, n.run_date, n.channel",
+    )
+    .load(conn)
+    .unwrap()
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    sql_query(sql).get_result::<N>(conn).unwrap().n
+}
+
+/// Customers 1..: John (both contacts), Jane (both), Siti (email only), Budi (phone only), Nobody (none).
+fn customers(conn: &mut PgConnection) {
+    exec(
+        conn,
+        "INSERT INTO customers (id, name, email, phone) VALUES
+           (1, 'John Doe', 'john@example.com', '081234567890'),
+           (2, 'Jane Smith', 'jane@example.com', '081311112222'),
+           (3, 'Siti Rahayu', 'siti@example.com', NULL),
+           (4, 'Budi Santoso', NULL, '085711112222'),
+           (5, 'Nobody', NULL, '  ')",
+    );
+}
+
+fn invoice(conn: &mut PgConnection, number: &str, customer: i64, due: &str, status: &str) {
+    exec(
+        conn,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date, status)
+             VALUES ('{number}', {customer}, 150000, '{due}', '{status}')"
+        ),
+    );
+}
+
+#[test]
+fn seed_example_reproduces() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-20251115-123456", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-20251115-789012", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-20251110-345678", 2, "2025-11-12", "unpaid");
+    // INV-20251115-123456 already got its T-3 reminder (an earlier run today).
+    exec(
+        &mut c,
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, sent_at)
+         SELECT id, customer_id, 'T-3', ch, '2025-11-15', 'x', 'sent', now()
+         FROM invoices, (VALUES ('email'), ('whatsapp')) v(ch) WHERE number = 'INV-20251115-123456'",
+    );
+    let out = ok(&schedule(&db, &["--date", "2025-11-15", "--emoji"]));
+    let expected = [
+        "🔄 Starting dunning scheduler...",
+        "📅 Stage T-7 (2025-11-22): Found 0 invoices",
+        "📅 Stage T-3 (2025-11-18): Found 2 invoices",
+        "   ⏭️  Skipped INV-20251115-123456 (already sent)",
+        "   ✅ Dispatched INV-20251115-789012 to John Doe (email + whatsapp)",
+        "📅 Stage T-1 (2025-11-16): Found 0 invoices",
+        "📅 Stage T+3 (2025-11-12): Found 1 invoices",
+        "   ✅ Dispatched INV-20251110-345678 to Jane Smith (email + whatsapp)",
+        "",
+        "✅ Dunning scheduler completed:",
+        "   📤 Dispatched: 2",
+        "   ⏭️  Skipped: 1",
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..expected.len()], &expected, "full output:\n{out}");
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM jobs"), 4);
+}
+
+#[test]
+fn plain_markers_when_not_a_terminal() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    let out = ok(&schedule(&db, &["--date", "2025-11-15"]));
+    assert!(out.is_ascii(), "cron logs get ASCII only:\n{out}");
+    assert!(out.contains("[ok] Dispatched INV-1 to John Doe"), "{out}");
+}
+
+#[test]
+fn only_unpaid_invoices_with_contacts_are_queued_per_channel() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-PAID", 1, "2025-11-18", "paid");
+    invoice(&mut c, "INV-VOID", 1, "2025-11-18", "void");
+    invoice(&mut c, "INV-EMAIL", 3, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-WA", 4, "2025-11-16", "unpaid");
+    invoice(&mut c, "INV-NONE", 5, "2025-11-22", "unpaid");
+    invoice(&mut c, "INV-LATER", 1, "2025-11-30", "unpaid");
+    let out = ok(&schedule(&db, &["--date", "2025-11-15"]));
+    assert!(
+        out.contains("Skipped INV-NONE (Nobody has no email address and no phone number)"),
+        "{out}"
+    );
+    let rows = ledger(&mut c);
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.number.as_str(), r.channel.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("INV-EMAIL", "email", "queued"),
+            ("INV-NONE", "email", "skipped"),
+            ("INV-NONE", "whatsapp", "skipped"),
+            ("INV-WA", "whatsapp", "queued"),
+        ]
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM jobs"), 2);
+}
+
+#[test]
+fn rerun_dispatches_nothing() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-2", 2, "2025-11-12", "unpaid");
+    ok(&schedule(&db, &["--date", "2025-11-15"]));
+    let before = ledger(&mut c);
+    let out = ok(&schedule(&db, &["--date", "2025-11-15"]));
+    assert!(out.contains("Dispatched: 0"), "{out}");
+    assert!(out.contains("Skipped INV-1 (already queued)"), "{out}");
+    assert_eq!(ledger(&mut c), before);
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM jobs"), 4);
+}
+
+#[test]
+fn eight_concurrent_schedulers_create_each_job_once() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    exec(
+        &mut c,
+        "INSERT INTO customers (name, email, phone)
+         SELECT 'C' || g, 'c' || g || '@example.com', '0812' || lpad(g::text, 8, '0')
+         FROM generate_series(1, 300) g",
+    );
+    exec(
+        &mut c,
+        "INSERT INTO invoices (number, customer_id, amount, due_date)
+         SELECT 'INV-' || g, g, 1000, DATE '2025-11-15' + (g % 4) * 2 - 3
+         FROM generate_series(1, 300) g",
+    );
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            bin()
+                .env("DATABASE_URL", db.url())
+                .args(["--date", "2025-11-15", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut dispatched = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        dispatched += json["totals"]["jobs"]["email"].as_i64().unwrap()
+            + json["totals"]["jobs"]["whatsapp"].as_i64().unwrap();
+    }
+    let jobs = count(&mut c, "SELECT count(*) AS n FROM jobs");
+    let distinct = count(
+        &mut c,
+        "SELECT count(DISTINCT (invoice_id, stage, channel)) AS n FROM notifications",
+    );
+    let rows = count(&mut c, "SELECT count(*) AS n FROM notifications");
+    assert!(jobs > 0);
+    assert_eq!(rows, distinct, "a reminder was created twice");
+    assert_eq!(jobs, rows);
+    assert_eq!(
+        dispatched, jobs,
+        "the runs' reports add up to the jobs created"
+    );
+}
+
+#[test]
+fn dry_run_changes_nothing_and_reports_quota() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-2", 2, "2025-11-18", "unpaid");
+    let snapshot = |c: &mut PgConnection| {
+        [
+            "notifications",
+            "jobs",
+            "schedule_runs",
+            "invoices",
+            "customers",
+            "channel_state",
+        ]
+        .map(|t| {
+            count(
+                c,
+                &format!("SELECT count(*) AS n FROM {t} WHERE NOT (md5(row({t}.*)::text) IS NULL)"),
+            )
+        })
+    };
+    let before = snapshot(&mut c);
+    let out = bin()
+        .env("DATABASE_URL", db.url())
+        .env("FONNTE_MONTHLY_QUOTA", "1")
+        .args(["--date", "2025-11-15", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("Would dispatch INV-1 to John Doe"), "{text}");
+    assert!(text.contains("Would dispatch: 2"), "{text}");
+    assert!(text.contains("this run uses 2"), "{text}");
+    assert!(text.contains("only 1 remain this month"), "{text}");
+    assert_eq!(snapshot(&mut c), before);
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM notifications"), 0);
+}
+
+#[test]
+fn stage_dates_cross_year_end() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-NY", 1, "2026-01-04", "unpaid"); // T-7 on 2025-12-28
+    invoice(&mut c, "INV-OLD", 2, "2025-12-30", "unpaid"); // T+3 on 2026-01-02
+    let out = ok(&schedule(&db, &["--date", "2025-12-28"]));
+    assert!(
+        out.contains("Stage T-7 (2026-01-04): Found 1 invoices"),
+        "{out}"
+    );
+    let out = ok(&schedule(&db, &["--date", "2026-01-02"]));
+    assert!(
+        out.contains("Stage T+3 (2025-12-30): Found 1 invoices"),
+        "{out}"
+    );
+}
+
+/// Runs the scheduler on `2025-11-10`, then `days_missed` days without a run, then
+/// once more. Returns the ledger rows created by the last run.
+fn catch_up_after(days_missed: i64) -> Vec<Ledger> {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    // Due 2025-11-14: T-3 on 11-11, T-1 on 11-13, T+3 on 11-17.
+    invoice(&mut c, "INV-A", 1, "2025-11-14", "unpaid");
+    // Due 2025-11-20: T-7 on 11-13, T-3 on 11-17, T-1 on 11-19.
+    invoice(&mut c, "INV-B", 2, "2025-11-20", "unpaid");
+    // Due 2025-11-13: T-1 on 11-12, T+3 on 11-16.
+    invoice(&mut c, "INV-C", 3, "2025-11-13", "unpaid");
+    ok(&schedule(&db, &["--date", "2025-11-10"]));
+    let run = time::Date::from_calendar_date(2025, time::Month::November, 11).unwrap()
+        + time::Duration::days(days_missed);
+    let before = ledger(&mut c).len();
+    let out = ok(&schedule(
+        &db,
+        &["--date", &run.to_string(), "--catch-up-days", "3"],
+    ));
+    if days_missed > 0 {
+        assert!(out.contains("No scheduler run on"), "{out}");
+    }
+    let rows = ledger(&mut c);
+    assert_eq!(
+        rows.len() - before,
+        rows.iter()
+            .filter(|r| r.run_date == run.to_string())
+            .count()
+    );
+    rows.into_iter()
+        .filter(|r| r.run_date == run.to_string())
+        .collect()
+}
+
+fn stages(rows: &[Ledger]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.number.clone(), r.stage.clone()))
+        .collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn catch_up_after_one_missed_day() {
+    // Runs on 11-10, missed 11-11, runs 11-12: INV-A's T-3 (11-11) is still useful
+    // (due 11-14) and INV-C's T-1 is today.
+    let rows = catch_up_after(1);
+    assert_eq!(
+        stages(&rows),
+        [
+            ("INV-A".into(), "T-3".into()),
+            ("INV-C".into(), "T-1".into())
+        ]
+    );
+}
+
+#[test]
+fn catch_up_after_two_missed_days_sends_only_the_newest_stage() {
+    // Missed 11-11 and 11-12, runs 11-13: INV-A had T-3 on 11-11 and has T-1 today:
+    // only T-1. INV-C's T-1 (11-12) came before its due date 11-13, which is today:
+    // still "will be due" (today). INV-B's T-7 is today.
+    let rows = catch_up_after(2);
+    assert_eq!(
+        stages(&rows),
+        [
+            ("INV-A".into(), "T-1".into()),
+            ("INV-B".into(), "T-7".into()),
+            ("INV-C".into(), "T-1".into()),
+        ]
+    );
+    // Never two reminders for one invoice on one channel in one day.
+    let mut keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.number.clone(), r.channel.clone()))
+        .collect();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+#[test]
+fn catch_up_after_four_missed_days_never_sends_a_stale_due_reminder() {
+    // Missed 11-11..11-14 (only the last 3 are in the window: 11-12..11-14), runs
+    // 11-15. INV-A was due 11-14: its T-1 (11-13) is stale, its T+3 comes on 11-17:
+    // nothing. INV-C was due 11-13: T-1 stale: nothing. INV-B (due 11-20) had T-7 on
+    // 11-13: still true, sent as catch-up.
+    let rows = catch_up_after(4);
+    assert_eq!(stages(&rows), [("INV-B".into(), "T-7".into())]);
+}
+
+#[test]
+fn a_new_installation_does_not_catch_up() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-A", 1, "2025-11-14", "unpaid"); // T-3 was on 11-11
+    let out = ok(&schedule(&db, &["--date", "2025-11-12"]));
+    assert!(!out.contains("No scheduler run on"), "{out}");
+    assert!(ledger(&mut c).is_empty());
+}
+
+#[test]
+fn bad_usage_exits_2_and_names_the_problem() {
+    let db = TestDatabase::new();
+    let out = schedule(&db, &["--date", "15-11-2025"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--date") && err.contains("YYYY-MM-DD"),
+        "{err}"
+    );
+
+    let out = bin()
+        .env("DATABASE_URL", db.url())
+        .env("DUNNING_TIMEZONE", "Europe/Atlantis")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DUNNING_TIMEZONE"));
+
+    let out = bin().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+}
+
+#[test]
+fn unreachable_database_is_one_line_exit_1() {
+    let out = bin()
+        .env("DATABASE_URL", "postgres://app:hunter2@127.0.0.1:9/dunning")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("127.0.0.1:9/dunning"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn pending_migrations_are_refused_with_the_fix() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    exec(&mut c, "DELETE FROM __diesel_schema_migrations");
+    let out = schedule(&db, &["--date", "2025-11-15"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dunning-schedule migrate"), "{err}");
+}
+
+#[test]
+fn json_summary_for_monitoring() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    let out = ok(&schedule(&db, &["--date", "2025-11-15", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["run_date"], "2025-11-15");
+    assert_eq!(v["totals"]["dispatched"], 1);
+    assert_eq!(v["totals"]["jobs"]["whatsapp"], 1);
+    assert_eq!(v["stages"][1]["stage"], "T-3");
+    assert_eq!(v["stages"][1]["found"], 1);
+    let quiet = ok(&schedule(&db, &["--date", "2025-11-15", "--quiet"]));
+    assert!(!quiet.contains("Stage"), "{quiet}");
+    assert!(quiet.contains("Dispatched: 0"), "{quiet}");
+}

@@ -323,7 +323,8 @@ impl Sender for SmtpSender {
                 })
             }
             Err(e) => {
-                let err = classify(&self.smtp, &e);
+                // Servers quote the recipient in their replies; errors end up in logs.
+                let err = mask_in(classify(&self.smtp, &e), msg.recipient);
                 log::warn!(
                     "email {} to {} not sent: {err}",
                     msg.reference,
@@ -406,6 +407,20 @@ fn auth_failed(smtp: &SmtpSettings, detail: &str) -> SendError {
     }
 }
 
+/// `err` with every occurrence of `recipient` masked.
+fn mask_in(err: SendError, recipient: &str) -> SendError {
+    let masked = mask_email(recipient);
+    let m = |s: String| s.replace(recipient, &masked);
+    match err {
+        SendError::Permanent(s) => SendError::Permanent(m(s)),
+        SendError::Transient(s) => SendError::Transient(m(s)),
+        SendError::ChannelWide { reason, fix } => SendError::ChannelWide {
+            reason: m(reason),
+            fix,
+        },
+    }
+}
+
 /// The error and its sources on one line.
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
@@ -442,5 +457,51 @@ mod tests {
     fn single_line_removes_breaks() {
         assert_eq!(single_line(" a\r\nBcc: x\t y  "), "a Bcc: x y");
         assert_eq!(single_line("\r\n"), "");
+    }
+}
+
+#[cfg(test)]
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADERS: [&str; 7] = [
+        "From:",
+        "To:",
+        "Subject:",
+        "Message-ID:",
+        "Date:",
+        "MIME-Version:",
+        "Content-Type:",
+    ];
+
+    proptest! {
+        #[test]
+        fn any_subject_and_body_keep_the_header_block_intact(
+            subject in "\\PC{0,120}|[\\r\\n a-zA-Z:<>]{0,60}",
+            body in "\\PC{0,200}",
+            reference in ".{0,40}",
+            name in "[\\r\\n\"<>,;: a-zA-Z🕒]{0,40}",
+        ) {
+            let from = MailFrom { address: "noreply@wikarta.com".into(), name };
+            let msg = OutgoingMessage { recipient: "customer@email.com", subject: &subject, body: &body, reference: &reference };
+            let (message, id) = build(&from, &msg).expect("builds");
+            let raw = message.formatted();
+            prop_assert!(raw.is_ascii());
+            let raw = String::from_utf8(raw).unwrap();
+            let head = raw.split("\r\n\r\n").next().unwrap();
+            let mut names = Vec::new();
+            for line in head.split("\r\n") {
+                prop_assert!(line.len() <= 998);
+                if line.starts_with(' ') || line.starts_with('\t') {
+                    continue;
+                }
+                let known = HEADERS.iter().find(|h| line.starts_with(*h));
+                prop_assert!(known.is_some(), "unexpected header line {:?}", line);
+                names.push(*known.unwrap());
+            }
+            prop_assert_eq!(names, HEADERS.to_vec());
+            prop_assert!(id.is_ascii() && !id.contains(char::is_whitespace));
+        }
     }
 }

@@ -42,8 +42,9 @@ pub struct OutgoingMessage<'a> {
 /// A message the provider accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
-    /// The provider's id for the message: the `Message-ID` for email, Fonnte's `id[0]`
-    /// for WhatsApp. `None` when the provider gave none (the log drivers).
+    /// The provider's id for the message: the `Message-ID` for email (SMTP and the
+    /// `.eml` outbox), Fonnte's `id[0]` for WhatsApp. `None` when there is none (the
+    /// WhatsApp outbox, or a Fonnte answer without `id`).
     pub provider_message_id: Option<String>,
 }
 

@@ -229,6 +229,8 @@ pub const VARIABLES: &[&str] = &[
     "FONNTE_TIMEOUT",
     "FONNTE_MONTHLY_QUOTA",
     "WHATSAPP_MIN_INTERVAL",
+    // Read by dunning-channels (`ChannelOptions`): extra CA certificates for SMTP TLS.
+    "MAIL_TLS_CA_FILE",
 ];
 
 struct Reader<F> {

@@ -1,0 +1,526 @@
+//! The worker's guarantees, against a real PostgreSQL, with the delivery channels
+//! replaced by in-process test doubles (the channels have their own tests against
+//! real SMTP and a Fonnte fake).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_query;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use dunning_channels::{Delivered, OutgoingMessage, SendError, Sender};
+use dunning_core::config::SendWindow;
+use dunning_core::message::Templates;
+use dunning_core::{Channel, Zone};
+use dunning_store::scheduling::{self, Request};
+use dunning_test_db::TestDatabase;
+use dunning_worker::{Config, Senders, Worker};
+use time::OffsetDateTime;
+
+/// A channel that records what it was asked to send and answers from a script
+/// (then succeeds).
+struct Double {
+    channel: Channel,
+    script: Mutex<VecDeque<Result<(), SendError>>>,
+    sent: Mutex<Vec<(String, String, Instant)>>,
+    delay: Duration,
+    on_send: Mutex<Option<Box<dyn Fn() + Send>>>,
+}
+
+impl Double {
+    fn new(channel: Channel) -> Arc<Self> {
+        Arc::new(Double {
+            channel,
+            script: Mutex::new(VecDeque::new()),
+            sent: Mutex::new(Vec::new()),
+            delay: Duration::ZERO,
+            on_send: Mutex::new(None),
+        })
+    }
+    fn slow(channel: Channel, delay: Duration) -> Arc<Self> {
+        Arc::new(Double {
+            delay,
+            ..Arc::into_inner(Double::new(channel)).unwrap()
+        })
+    }
+    fn answer(&self, r: Result<(), SendError>) {
+        self.script.lock().unwrap().push_back(r);
+    }
+    fn calls(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+    fn references(&self) -> Vec<String> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.0.clone())
+            .collect()
+    }
+}
+
+impl Sender for Double {
+    fn channel(&self) -> Channel {
+        self.channel
+    }
+    fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError> {
+        if let Some(f) = self.on_send.lock().unwrap().as_ref() {
+            f();
+        }
+        std::thread::sleep(self.delay);
+        self.sent.lock().unwrap().push((
+            msg.reference.to_owned(),
+            msg.body.to_owned(),
+            Instant::now(),
+        ));
+        match self.script.lock().unwrap().pop_front() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(Delivered {
+                provider_message_id: Some(format!("id-{}", msg.reference)),
+            }),
+        }
+    }
+}
+
+struct Setup {
+    db: TestDatabase,
+    email: Arc<Double>,
+    whatsapp: Arc<Double>,
+}
+
+fn today() -> time::Date {
+    Zone::default().date_at(OffsetDateTime::now_utc())
+}
+
+fn exec(conn: &mut PgConnection, sql: &str) {
+    sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `n` unpaid invoices due in 3 days (stage T-3 today); customer i has email and phone.
+fn setup(n: i64) -> Setup {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO customers (name, email, phone)
+             SELECT 'Customer ' || g, 'c' || g || '@example.com', '0812' || lpad(g::text, 8, '0')
+             FROM generate_series(1, {n}) g"
+        ),
+    );
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date)
+             SELECT 'INV-' || lpad(g::text, 6, '0'), g, 150000 + g, DATE '{}' + 3
+             FROM generate_series(1, {n}) g",
+            today()
+        ),
+    );
+    let stages = dunning_core::stage::parse_stages("T-7,T-3,T-1,T+3").unwrap();
+    scheduling::schedule(
+        &mut c,
+        &Request {
+            run_date: today(),
+            stages: &stages,
+            catch_up_days: 0,
+            queue: "default",
+            dry_run: false,
+            lines: false,
+            host: "test",
+        },
+    )
+    .unwrap();
+    Setup {
+        db,
+        email: Double::new(Channel::Email),
+        whatsapp: Double::new(Channel::WhatsApp),
+    }
+}
+
+fn worker(s: &Setup, cfg: Config) -> Worker {
+    worker_with(s, cfg, Arc::new(AtomicBool::new(false)))
+}
+
+fn worker_with(s: &Setup, cfg: Config, stop: Arc<AtomicBool>) -> Worker {
+    Worker::new(
+        s.db.pool(cfg.concurrency + 2),
+        Senders {
+            email: s.email.clone(),
+            whatsapp: s.whatsapp.clone(),
+        },
+        Templates::builtin("Wikarta Provider"),
+        cfg,
+        stop,
+    )
+}
+
+#[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
+struct Row {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    number: String,
+    #[diesel(sql_type = Text)]
+    channel: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    error: Option<String>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    job_attempts: Option<i32>,
+}
+
+fn rows(s: &Setup) -> Vec<Row> {
+    sql_query(
+        "SELECT n.id, i.number, n.channel, n.status, n.attempts, n.error, j.attempts AS job_attempts
+         FROM notifications n JOIN invoices i ON i.id = n.invoice_id
+         LEFT JOIN jobs j ON j.notification_id = n.id ORDER BY n.id",
+    )
+    .load(&mut s.db.conn())
+    .unwrap()
+}
+
+fn transient() -> Result<(), SendError> {
+    Err(SendError::Transient("connection reset by peer".into()))
+}
+
+#[test]
+fn workers_drain_the_queue_without_taking_a_job_twice() {
+    let s = setup(150);
+    let cfg = Config {
+        concurrency: 4,
+        ..Config::for_tests("default")
+    };
+    let a = worker(&s, cfg.clone());
+    let b = worker(&s, cfg);
+    std::thread::scope(|sc| {
+        sc.spawn(|| a.run());
+        sc.spawn(|| b.run());
+    });
+    let all = rows(&s);
+    assert_eq!(all.len(), 300);
+    assert!(
+        all.iter().all(|r| r.status == "sent" && r.attempts == 1),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().all(|r| r.job_attempts.is_none()),
+        "jobs left behind"
+    );
+    for d in [&s.email, &s.whatsapp] {
+        let mut refs = d.references();
+        assert_eq!(refs.len(), 150);
+        refs.sort();
+        refs.dedup();
+        assert_eq!(refs.len(), 150, "a job was sent twice on {}", d.channel);
+    }
+    assert!(
+        a.stats.finished() > 0 && b.stats.finished() > 0,
+        "both workers took part"
+    );
+}
+
+#[test]
+fn transient_failure_is_retried_with_backoff_then_succeeds() {
+    let s = setup(1);
+    s.whatsapp.answer(transient());
+    let w = worker(
+        &s,
+        Config {
+            backoff: vec![Duration::from_millis(300)],
+            once: false,
+            max_time: Some(Duration::from_secs(3)),
+            ..Config::for_tests("default")
+        },
+    );
+    let started = Instant::now();
+    w.run();
+    let wa = rows(&s)
+        .into_iter()
+        .find(|r| r.channel == "whatsapp")
+        .unwrap();
+    assert_eq!(wa.status, "sent");
+    assert_eq!(wa.attempts, 2);
+    let times: Vec<Instant> = s
+        .whatsapp
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|x| x.2)
+        .collect();
+    assert_eq!(times.len(), 2);
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(290),
+        "backoff was not waited"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn permanent_failure_fails_at_once() {
+    let s = setup(1);
+    s.whatsapp.answer(Err(SendError::Permanent(
+        "target invalid: 0812 is not on WhatsApp".into(),
+    )));
+    worker(&s, Config::for_tests("default")).run();
+    let wa = rows(&s)
+        .into_iter()
+        .find(|r| r.channel == "whatsapp")
+        .unwrap();
+    assert_eq!((wa.status.as_str(), wa.attempts), ("failed", 1));
+    assert!(wa.error.unwrap().contains("target invalid"));
+    assert_eq!(s.whatsapp.calls(), 1);
+    assert_eq!(wa.job_attempts, None);
+}
+
+#[test]
+fn exhausted_tries_end_in_failed() {
+    let s = setup(1);
+    for _ in 0..5 {
+        s.email.answer(transient());
+    }
+    worker(&s, Config::for_tests("default")).run();
+    let e = rows(&s).into_iter().find(|r| r.channel == "email").unwrap();
+    assert_eq!((e.status.as_str(), e.attempts), ("failed", 3));
+    assert!(e.error.unwrap().contains("after 3 attempts"));
+    assert_eq!(s.email.calls(), 3);
+}
+
+#[test]
+fn invoice_paid_after_enqueue_is_not_reminded() {
+    let s = setup(2);
+    exec(
+        &mut s.db.conn(),
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-000001'",
+    );
+    exec(
+        &mut s.db.conn(),
+        "UPDATE invoices SET status = 'void' WHERE number = 'INV-000002'",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
+    for r in rows(&s) {
+        assert_eq!(r.status, "skipped");
+        assert!(
+            r.error.as_deref() == Some("invoice is paid")
+                || r.error.as_deref() == Some("invoice is void"),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_channel_already_reminded_today_is_not_reminded_again() {
+    let s = setup(1);
+    // Another stage's reminder went out on WhatsApp earlier today (e.g. `retry`).
+    exec(
+        &mut s.db.conn(),
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, sent_at)
+         SELECT id, customer_id, 'T-7', 'whatsapp', run_date - 4, 'x', 'sent', now()
+         FROM invoices, (SELECT DATE 'today' AS run_date) d",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.whatsapp.calls(), 0);
+    assert_eq!(s.email.calls(), 1);
+    let wa: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "whatsapp" && r.status != "sent")
+        .collect();
+    assert_eq!(wa[0].status, "skipped");
+    assert_eq!(
+        wa[0].error.as_deref(),
+        Some("already reminded on this channel today")
+    );
+}
+
+#[test]
+fn abandoned_reservation_is_recovered_after_retry_after() {
+    let s = setup(1);
+    // A worker claimed both jobs 10 s ago and died.
+    exec(
+        &mut s.db.conn(),
+        "UPDATE jobs SET reserved_at = now() - interval '10 seconds', reserved_by = 'dead:1:x', attempts = 1",
+    );
+    let patient = Config {
+        retry_after: Duration::from_secs(120),
+        ..Config::for_tests("default")
+    };
+    worker(&s, patient).run();
+    assert_eq!(
+        s.email.calls() + s.whatsapp.calls(),
+        0,
+        "taken before retry_after"
+    );
+    let eager = Config {
+        retry_after: Duration::from_secs(5),
+        ..Config::for_tests("default")
+    };
+    worker(&s, eager).run();
+    let all = rows(&s);
+    assert!(
+        all.iter().all(|r| r.status == "sent" && r.attempts == 2),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn a_job_that_kept_killing_its_worker_is_not_retried_forever() {
+    let s = setup(1);
+    exec(
+        &mut s.db.conn(),
+        "UPDATE jobs SET reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 3",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
+    for r in rows(&s) {
+        assert_eq!(r.status, "failed");
+        assert!(r.error.unwrap().contains("stopped before recording"));
+    }
+}
+
+#[test]
+fn disconnected_device_pauses_whatsapp_without_burning_tries_while_email_flows() {
+    let s = setup(3);
+    s.whatsapp.answer(Err(SendError::ChannelWide {
+        reason: "request invalid on disconnected device".into(),
+        fix: "scan the QR code at fonnte.com".into(),
+    }));
+    worker(&s, Config::for_tests("default")).run();
+    let all = rows(&s);
+    let email: Vec<&Row> = all.iter().filter(|r| r.channel == "email").collect();
+    let wa: Vec<&Row> = all.iter().filter(|r| r.channel == "whatsapp").collect();
+    assert!(email.iter().all(|r| r.status == "sent"), "{email:?}");
+    assert!(wa.iter().all(|r| r.status == "queued"), "{wa:?}");
+    assert!(
+        wa.iter().all(|r| r.job_attempts == Some(0)),
+        "tries were burned: {wa:?}"
+    );
+    assert_eq!(
+        s.whatsapp.calls(),
+        1,
+        "kept hammering a disconnected device"
+    );
+    #[derive(QueryableByName)]
+    struct P {
+        #[diesel(sql_type = Text)]
+        reason: String,
+    }
+    let p: P = sql_query(
+        "SELECT pause_reason AS reason FROM channel_state WHERE channel = 'whatsapp' AND paused_until > now()",
+    )
+    .get_result(&mut s.db.conn())
+    .unwrap();
+    assert!(p.reason.contains("disconnected device"));
+}
+
+#[test]
+fn whatsapp_pacing_holds_across_two_workers() {
+    let s = setup(5);
+    let cfg = Config {
+        whatsapp_interval: Duration::from_millis(400),
+        ..Config::for_tests("default")
+    };
+    let a = worker(&s, cfg.clone());
+    let b = worker(&s, cfg);
+    std::thread::scope(|sc| {
+        sc.spawn(|| a.run());
+        sc.spawn(|| b.run());
+    });
+    let mut times: Vec<Instant> = s
+        .whatsapp
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|x| x.2)
+        .collect();
+    assert_eq!(times.len(), 5);
+    times.sort();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(350),
+            "two WhatsApp sends {gap:?} apart"
+        );
+    }
+    assert_eq!(s.email.calls(), 5);
+}
+
+#[test]
+fn monthly_quota_makes_whatsapp_wait() {
+    let s = setup(2);
+    let cfg = Config {
+        monthly_quota: 0,
+        ..Config::for_tests("default")
+    };
+    worker(&s, cfg).run();
+    assert_eq!(s.whatsapp.calls(), 0);
+    assert_eq!(s.email.calls(), 2);
+    let wa: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "whatsapp")
+        .collect();
+    assert!(
+        wa.iter()
+            .all(|r| r.status == "queued" && r.job_attempts == Some(0))
+    );
+}
+
+#[test]
+fn a_job_outside_the_send_window_waits() {
+    let s = setup(1);
+    let local = Zone::default().local(OffsetDateTime::now_utc()).time();
+    // A one-minute window two hours from now.
+    let start = local + time::Duration::hours(2);
+    let window = SendWindow {
+        start,
+        end: start + time::Duration::minutes(1),
+    };
+    worker(
+        &s,
+        Config {
+            window,
+            ..Config::for_tests("default")
+        },
+    )
+    .run();
+    assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
+    assert!(rows(&s).iter().all(|r| r.status == "queued"));
+}
+
+#[test]
+fn stop_request_mid_batch_finishes_the_job_in_hand() {
+    let s = Setup {
+        email: Double::slow(Channel::Email, Duration::from_millis(300)),
+        ..setup(5)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    *s.email.on_send.lock().unwrap() = Some(Box::new(move || flag.store(true, Ordering::SeqCst)));
+    let w = worker_with(
+        &s,
+        Config {
+            once: false,
+            ..Config::for_tests("default")
+        },
+        stop,
+    );
+    w.run();
+    let all = rows(&s);
+    let sent = all.iter().filter(|r| r.status == "sent").count();
+    assert_eq!(sent, 1, "only the job in hand is finished: {all:?}");
+    assert!(
+        all.iter()
+            .filter(|r| r.status == "queued")
+            .all(|r| r.job_attempts == Some(0))
+    );
+}

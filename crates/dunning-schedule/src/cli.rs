@@ -78,6 +78,9 @@ pub enum Command {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Print emoji markers even when stdout is not a terminal.
+        #[arg(long, env = "DUNNING_EMOJI")]
+        emoji: bool,
     },
 
     /// Create a test customer and invoice and queue its reminders now (asks first).
@@ -92,6 +95,17 @@ pub enum Command {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
+        /// The queue the jobs go to (workers take from it with --queue).
+        #[arg(
+            long,
+            value_name = "NAME",
+            env = "DUNNING_QUEUE",
+            default_value = "default"
+        )]
+        queue: String,
+        /// Print emoji markers even when stdout is not a terminal.
+        #[arg(long, env = "DUNNING_EMOJI")]
+        emoji: bool,
     },
 
     /// Notifications per channel and status, queue health, WhatsApp quota, recent days.
@@ -100,11 +114,14 @@ pub enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
         /// How many days the chart covers.
-        #[arg(long, default_value_t = 14)]
+        #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print emoji markers even when stdout is not a terminal.
+        #[arg(long, env = "DUNNING_EMOJI")]
+        emoji: bool,
     },
 
     /// List failed deliveries with their last error.
@@ -126,12 +143,27 @@ pub enum Command {
         #[arg(long)]
         all: bool,
         /// Only this channel (email or whatsapp).
-        #[arg(long)]
+        #[arg(long, value_parser = ["email", "whatsapp"])]
         channel: Option<String>,
+        /// The queue the jobs go to (workers take from it with --queue).
+        #[arg(
+            long,
+            value_name = "NAME",
+            env = "DUNNING_QUEUE",
+            default_value = "default"
+        )]
+        queue: String,
     },
 
     /// Check database, schedule, workers, SMTP, Fonnte and templates; say how to fix each problem.
-    Doctor,
+    Doctor {
+        /// How long a worker may stay silent before it counts as dead (seconds).
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        heartbeat_max_age: u64,
+        /// Print emoji markers even when stdout is not a terminal.
+        #[arg(long, env = "DUNNING_EMOJI")]
+        emoji: bool,
+    },
 
     /// Import customers and invoices from CSV files (idempotent upsert).
     Import {

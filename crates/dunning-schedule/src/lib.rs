@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod migrate;
 pub mod output;
 pub mod run;
@@ -34,6 +35,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         None => run::run(&settings, &cli.run),
         Some(Command::Run(args)) => run::run(&settings, &args),
         Some(Command::Migrate) => migrate::migrate(&settings),
-        Some(other) => Err(app::UsageError(format!("{other:?} is not available yet")).into()),
+        Some(other) => commands::dispatch(&settings, other),
     }
 }

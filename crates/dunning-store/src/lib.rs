@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod db;
 mod error;
+pub mod ops;
 pub mod queue;
 pub mod scheduling;
 pub mod schema;

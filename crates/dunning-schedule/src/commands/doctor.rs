@@ -1,0 +1,423 @@
+//! `dunning-schedule doctor`: every check an operator would otherwise do by hand,
+//! each with ✅/❌ and, when it fails, the fix (the seed's Troubleshooting section).
+
+use diesel::pg::PgConnection;
+use dunning_core::Settings;
+use dunning_core::config::{MailDriver, WhatsAppDriver};
+use dunning_core::message::Templates;
+use dunning_store::ops::{health, stats};
+use dunning_store::scheduling;
+use time::OffsetDateTime;
+
+use super::human_secs;
+use super::test_whatsapp::reason_and_fix;
+use crate::output::Marks;
+
+/// A queue whose oldest ready job has waited this long is stuck.
+const STUCK_AFTER_SECS: i64 = 10 * 60;
+/// How far back missed scheduler runs are looked for.
+const MISSED_WINDOW_DAYS: u32 = 7;
+
+const FIX_CRON: &str = "schedule `dunning-schedule` daily at 08:00: Linux crontab `0 8 * * * cd /path/to/dunning && dunning-schedule >> /var/log/dunning-schedule.log 2>&1`; Windows Task Scheduler: Daily, 08:00, Start a program `dunning-schedule.exe`, Start in the folder with .env";
+const FIX_WORKER: &str = "start the worker: `dunning-worker` (it must keep running); for production run it under supervisor or systemd (see supervisor/ and systemd/), e.g. supervisor with autostart=true, autorestart=true, numprocs=2";
+const FIX_DEVICE: &str = "login ke fonnte.com, pastikan device sudah di-scan QR code, status device harus \"Connected\" (log in to fonnte.com, scan the QR code with the WhatsApp phone; the device must show \"Connected\")";
+const FIX_QUOTA: &str = "upgrade paket Fonnte atau tunggu reset bulanan (upgrade the Fonnte package or wait for the monthly reset; Free: 1000 messages/month), then set FONNTE_MONTHLY_QUOTA to the package's limit";
+
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// Runs every check and prints it as it completes; exit 1 when any fails.
+pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Result<()> {
+    println!("{} Dunning doctor", m.info);
+    let mut failed = 0;
+    let mut report = |c: Check| {
+        let mark = if c.ok { m.ok } else { m.error };
+        println!("{mark} {}: {}", c.name, c.detail);
+        if let Some(fix) = c.fix {
+            println!("   Fix: {fix}");
+        }
+        if !c.ok {
+            failed += 1;
+        }
+    };
+
+    let now = OffsetDateTime::now_utc();
+    let today = settings.zone.date_at(now);
+    let local = settings.zone.local(now);
+    let targets: Vec<String> = settings
+        .stages
+        .iter()
+        .map(|s| format!("{s} → due {}", s.target_due_date(today)))
+        .collect();
+    report(Check::pass(
+        "Timezone",
+        format!(
+            "{}: local time {today} {:02}:{:02}; today's run date is {today} ({})",
+            settings.zone,
+            local.hour(),
+            local.minute(),
+            targets.join(", ")
+        ),
+    ));
+
+    match database(settings) {
+        Ok(mut conn) => {
+            report(Check::pass(
+                "Database",
+                format!(
+                    "reachable ({}), migrations up to date",
+                    settings
+                        .database_url
+                        .as_ref()
+                        .map(|u| dunning_store::db::describe_url(u.expose()))
+                        .unwrap_or_default()
+                ),
+            ));
+            for check in [
+                scheduler(&mut conn, today),
+                workers(&mut conn, heartbeat_max_age),
+                queue(&mut conn),
+                paused(&mut conn),
+            ] {
+                report(check.unwrap_or_else(|e| {
+                    Check::fail(
+                        "Database",
+                        e.to_string(),
+                        "check the database connection and run `dunning-schedule doctor` again",
+                    )
+                }));
+            }
+            if let WhatsAppDriver::Fonnte(_) = settings.whatsapp {
+                report(local_quota(&mut conn, settings, today).unwrap_or_else(|e| {
+                    Check::fail(
+                        "WhatsApp quota",
+                        e.to_string(),
+                        "check the database connection",
+                    )
+                }));
+            }
+        }
+        Err(check) => {
+            report(check);
+            println!("   (scheduler, worker and queue checks need the database: skipped)");
+        }
+    }
+    report(smtp(settings));
+    report(fonnte(settings));
+    report(templates(settings));
+
+    if failed == 0 {
+        println!("{} All checks passed.", m.ok);
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "doctor: {failed} check(s) failed; see the fixes above"
+        ))
+    }
+}
+
+fn database(settings: &Settings) -> Result<PgConnection, Check> {
+    let url = settings.require_database_url().map_err(|e| {
+        Check::fail(
+            "Database",
+            e.to_string(),
+            "set DATABASE_URL in .env (postgres://user:pass@host/dunning)",
+        )
+    })?;
+    let mut conn = dunning_store::db::connect(url.expose()).map_err(|e| {
+        Check::fail(
+            "Database",
+            e.to_string(),
+            "check DATABASE_URL (host, port, user, password, database name) and that PostgreSQL is running",
+        )
+    })?;
+    match dunning_store::db::pending_migrations(&mut conn) {
+        Ok(p) if p.is_empty() => Ok(conn),
+        Ok(p) => Err(Check::fail(
+            "Database",
+            format!(
+                "reachable, but {} migration(s) pending: {}",
+                p.len(),
+                p.join(", ")
+            ),
+            "run `dunning-schedule migrate`",
+        )),
+        Err(e) => Err(Check::fail(
+            "Database",
+            e.to_string(),
+            "run `dunning-schedule migrate`",
+        )),
+    }
+}
+
+fn scheduler(conn: &mut PgConnection, today: time::Date) -> anyhow::Result<Check> {
+    let name = "Scheduler";
+    let Some(last) = health::last_run(conn)? else {
+        return Ok(Check::fail(
+            name,
+            "no scheduler run recorded: reminders are never queued",
+            FIX_CRON,
+        ));
+    };
+    let missed = scheduling::missed_days(conn, today, MISSED_WINDOW_DAYS)?;
+    let ran = format!(
+        "last run for {} finished {} UTC on {} ({} dispatched, {} skipped)",
+        last.run_date,
+        last.finished_at.to_offset(time::UtcOffset::UTC).date(),
+        if last.host.is_empty() {
+            "?"
+        } else {
+            &last.host
+        },
+        last.dispatched,
+        last.skipped
+    );
+    if !missed.is_empty() {
+        let days: Vec<String> = missed.iter().map(ToString::to_string).collect();
+        return Ok(Check::fail(
+            name,
+            format!("{ran}; no run on {}", days.join(", ")),
+            format!(
+                "{FIX_CRON}. The next run catches up the last DUNNING_CATCH_UP_DAYS days (default 3); for an older day run `dunning-schedule --date YYYY-MM-DD`"
+            ),
+        ));
+    }
+    let today_note = if last.run_date >= today {
+        "today's run done"
+    } else {
+        "today's run has not happened yet"
+    };
+    Ok(Check::pass(name, format!("{ran}; {today_note}")))
+}
+
+fn workers(conn: &mut PgConnection, max_age: u64) -> anyhow::Result<Check> {
+    let name = "Workers";
+    let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+    let running = health::running_workers(conn)?;
+    let alive: Vec<String> = running
+        .iter()
+        .filter(|w| w.silent_secs <= max_age)
+        .map(|w| {
+            format!(
+                "{} (pid {}, queue {}, seen {} ago, {} jobs)",
+                w.hostname,
+                w.pid,
+                w.queue,
+                human_secs(w.silent_secs),
+                w.jobs_done
+            )
+        })
+        .collect();
+    if !alive.is_empty() {
+        return Ok(Check::pass(
+            name,
+            format!("{} alive: {}", alive.len(), alive.join("; ")),
+        ));
+    }
+    let last = match health::last_heartbeat(conn)? {
+        Some(at) => {
+            let now = stats::db_now(conn)?;
+            format!(
+                "last heartbeat {} ago",
+                human_secs((now - at).whole_seconds())
+            )
+        }
+        None => "no worker has ever run on this database".into(),
+    };
+    Ok(Check::fail(
+        name,
+        format!(
+            "no worker heartbeat in the last {} ({last}): queued reminders are not sent",
+            human_secs(max_age)
+        ),
+        FIX_WORKER,
+    ))
+}
+
+fn queue(conn: &mut PgConnection) -> anyhow::Result<Check> {
+    let name = "Queue";
+    let q = stats::queue_health(conn)?;
+    let detail = format!(
+        "{} waiting ({} ready now), {} in progress",
+        q.waiting, q.ready, q.reserved
+    );
+    if q.ready > 0 && q.oldest_ready_secs > STUCK_AFTER_SECS {
+        return Ok(Check::fail(
+            name,
+            format!(
+                "{detail}; the oldest ready job has waited {}: the queue is not moving",
+                human_secs(q.oldest_ready_secs)
+            ),
+            format!("{FIX_WORKER}; check that its --queue matches DUNNING_QUEUE and read its log"),
+        ));
+    }
+    let oldest = if q.ready > 0 {
+        format!("; oldest ready for {}", human_secs(q.oldest_ready_secs))
+    } else {
+        String::new()
+    };
+    Ok(Check::pass(name, format!("{detail}{oldest}")))
+}
+
+fn paused(conn: &mut PgConnection) -> anyhow::Result<Check> {
+    let name = "Channels";
+    let paused = health::paused_channels(conn)?;
+    if paused.is_empty() {
+        return Ok(Check::pass(name, "no channel paused"));
+    }
+    let list: Vec<String> = paused
+        .iter()
+        .map(|p| {
+            format!(
+                "{} paused until {} UTC: {}",
+                p.channel,
+                p.paused_until.to_offset(time::UtcOffset::UTC),
+                p.pause_reason.as_deref().unwrap_or("no reason recorded")
+            )
+        })
+        .collect();
+    Ok(Check::fail(
+        name,
+        list.join("; "),
+        "fix the reason shown (it says how); the workers try the channel again when the pause ends",
+    ))
+}
+
+fn local_quota(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    today: time::Date,
+) -> anyhow::Result<Check> {
+    let name = "WhatsApp quota";
+    let sent = scheduling::whatsapp_sent_this_month(conn, today, settings.zone.offset())?;
+    let limit = i64::from(settings.fonnte_monthly_quota);
+    let left = (limit - sent).max(0);
+    let detail = format!("{sent} sent this month of {limit} (FONNTE_MONTHLY_QUOTA), {left} left");
+    Ok(if left == 0 {
+        Check::fail(name, format!("{detail}: quota exceeded"), FIX_QUOTA)
+    } else {
+        Check::pass(name, detail)
+    })
+}
+
+fn smtp(settings: &Settings) -> Check {
+    let name = "SMTP";
+    match &settings.mail {
+        MailDriver::Log => Check::pass(
+            name,
+            format!(
+                "MAIL_MAILER=log: emails are written to {} (nothing to check; set MAIL_MAILER=smtp to send)",
+                settings.outbox_dir.display()
+            ),
+        ),
+        MailDriver::Smtp(_) => match dunning_channels::check_smtp(settings) {
+            Ok(done) => Check::pass(name, done),
+            Err(e) => {
+                let (reason, fix) = reason_and_fix(&e);
+                Check::fail(name, reason, fix)
+            }
+        },
+    }
+}
+
+fn fonnte(settings: &Settings) -> Check {
+    let name = "Fonnte";
+    if settings.whatsapp == WhatsAppDriver::Log {
+        return Check::pass(
+            name,
+            format!(
+                "WHATSAPP_DRIVER=log: WhatsApp messages are written to {} (nothing to check; set WHATSAPP_DRIVER=fonnte to send)",
+                settings.outbox_dir.join("whatsapp.jsonl").display()
+            ),
+        );
+    }
+    match dunning_channels::fonnte_device(settings) {
+        Ok(d) => {
+            let mut facts = vec![format!(
+                "device {}",
+                if d.device.is_empty() { "?" } else { &d.device }
+            )];
+            if let Some(p) = &d.package {
+                facts.push(format!("package {p}"));
+            }
+            if let Some(q) = &d.quota {
+                facts.push(format!("quota {q} left"));
+            }
+            if let Some(e) = &d.expired {
+                facts.push(format!("expires {e}"));
+            }
+            let facts = facts.join(", ");
+            let quota_left = d
+                .quota
+                .as_deref()
+                .and_then(|q| q.trim().parse::<i64>().ok());
+            if !d.connected {
+                Check::fail(
+                    name,
+                    format!(
+                        "{facts}: disconnected device (Fonnte answers \"request invalid on disconnected device\")"
+                    ),
+                    FIX_DEVICE,
+                )
+            } else if quota_left == Some(0) {
+                Check::fail(name, format!("{facts}: quota exceeded"), FIX_QUOTA)
+            } else {
+                Check::pass(name, format!("{facts}, connected"))
+            }
+        }
+        Err(e) => {
+            let (reason, fix) = reason_and_fix(&e);
+            let fix = if reason.contains("disconnected device") {
+                FIX_DEVICE.to_owned()
+            } else {
+                fix
+            };
+            Check::fail(name, reason, fix)
+        }
+    }
+}
+
+fn templates(settings: &Settings) -> Check {
+    let name = "Templates";
+    match Templates::load(
+        &settings.company_name,
+        settings.templates_dir.as_deref(),
+        &settings.stages,
+    ) {
+        Ok(_) => Check::pass(
+            name,
+            match &settings.templates_dir {
+                Some(dir) => format!("{} and the built-in texts are valid", dir.display()),
+                None => "built-in texts (DUNNING_TEMPLATES_DIR not set)".into(),
+            },
+        ),
+        Err(e) => Check::fail(
+            name,
+            e.to_string(),
+            "edit or remove the file named above (the message says what is wrong), then run `dunning-schedule doctor` again",
+        ),
+    }
+}

@@ -1,0 +1,266 @@
+//! Batched, idempotent upserts for `dunning-schedule import`.
+//!
+//! Each batch is one statement over `unnest`ed arrays, so 100,000 rows take a few
+//! dozen round trips rather than 100,000. An update only happens when a value
+//! differs (`IS DISTINCT FROM`), so importing the same file twice changes nothing,
+//! not even `updated_at`.
+
+use std::collections::HashSet;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Date as SqlDate, Nullable, Text};
+use time::Date;
+
+use crate::Result;
+
+/// Rows per statement.
+pub const BATCH: usize = 5_000;
+
+/// A validated customer row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRow {
+    /// The billing system's id: the upsert key when present.
+    pub external_id: Option<String>,
+    pub name: String,
+    pub email: Option<String>,
+    /// Normalised (`628…`).
+    pub phone: Option<String>,
+}
+
+/// A validated invoice row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRow {
+    pub number: String,
+    pub customer_external_id: String,
+    pub amount: i64,
+    pub due_date: Date,
+    /// `unpaid`, `paid` or `void`.
+    pub status: String,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Ids, names, emails and phones of customer rows, column by column.
+type Columns<'a> = (
+    Vec<i64>,
+    Vec<&'a str>,
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+);
+
+#[derive(QueryableByName)]
+struct Upserted {
+    #[diesel(sql_type = Bool)]
+    inserted: bool,
+}
+
+#[derive(QueryableByName)]
+struct ExtId {
+    #[diesel(sql_type = Text)]
+    external_id: String,
+}
+
+#[derive(QueryableByName)]
+struct Match {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn counts(batch: usize, rows: &[Upserted]) -> Counts {
+    let created = rows.iter().filter(|r| r.inserted).count();
+    Counts {
+        created,
+        updated: rows.len() - created,
+        unchanged: batch - rows.len(),
+    }
+}
+
+/// The external ids among `ids` that some customer already has.
+pub fn existing_external_ids(conn: &mut PgConnection, ids: &[String]) -> Result<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(50_000) {
+        let rows: Vec<ExtId> =
+            diesel::sql_query("SELECT external_id FROM customers WHERE external_id = ANY($1)")
+                .bind::<Array<Text>, _>(chunk)
+                .load(conn)?;
+        found.extend(rows.into_iter().map(|r| r.external_id));
+    }
+    Ok(found)
+}
+
+/// Upserts customers: by external id when the row has one, otherwise onto an
+/// existing customer with the same email address (any case) or phone number, else
+/// as a new customer. `progress` is told how many rows each batch finished.
+pub fn upsert_customers(
+    conn: &mut PgConnection,
+    rows: &[CustomerRow],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Counts> {
+    let mut total = Counts::default();
+    let (keyed, loose): (Vec<&CustomerRow>, Vec<&CustomerRow>) =
+        rows.iter().partition(|r| r.external_id.is_some());
+    for chunk in keyed.chunks(BATCH) {
+        let ext: Vec<&str> = chunk
+            .iter()
+            .filter_map(|r| r.external_id.as_deref())
+            .collect();
+        let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
+        let emails: Vec<Option<&str>> = chunk.iter().map(|r| r.email.as_deref()).collect();
+        let phones: Vec<Option<&str>> = chunk.iter().map(|r| r.phone.as_deref()).collect();
+        let done: Vec<Upserted> = diesel::sql_query(
+            "INSERT INTO customers (external_id, name, email, phone)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             ON CONFLICT (external_id) DO UPDATE
+                 SET name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
+                     updated_at = now()
+                 WHERE (customers.name, customers.email, customers.phone)
+                       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, EXCLUDED.phone)
+             RETURNING (xmax = 0) AS inserted",
+        )
+        .bind::<Array<Text>, _>(&ext)
+        .bind::<Array<Text>, _>(&names)
+        .bind::<Array<Nullable<Text>>, _>(&emails)
+        .bind::<Array<Nullable<Text>>, _>(&phones)
+        .load(conn)?;
+        total += counts(chunk.len(), &done);
+        progress(chunk.len());
+    }
+    for chunk in loose.chunks(BATCH) {
+        let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
+        let emails: Vec<Option<&str>> = chunk.iter().map(|r| r.email.as_deref()).collect();
+        let phones: Vec<Option<&str>> = chunk.iter().map(|r| r.phone.as_deref()).collect();
+        let matches: Vec<Match> = diesel::sql_query(
+            "SELECT v.ord, m.id
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS v(email, phone, ord)
+             CROSS JOIN LATERAL (
+                 SELECT c.id FROM customers c
+                 WHERE (v.email IS NOT NULL AND lower(btrim(c.email)) = lower(v.email))
+                    OR (v.phone IS NOT NULL AND c.phone = v.phone)
+                 ORDER BY c.id LIMIT 1
+             ) m",
+        )
+        .bind::<Array<Nullable<Text>>, _>(&emails)
+        .bind::<Array<Nullable<Text>>, _>(&phones)
+        .load(conn)?;
+        let mut matched: Vec<Option<i64>> = vec![None; chunk.len()];
+        for m in matches {
+            if let Some(slot) = usize::try_from(m.ord - 1)
+                .ok()
+                .and_then(|i| matched.get_mut(i))
+            {
+                *slot = Some(m.id);
+            }
+        }
+        let pick = |want: bool| -> Columns<'_> {
+            let mut out: Columns<'_> = Default::default();
+            for (i, id) in matched.iter().enumerate() {
+                if id.is_some() == want {
+                    out.0.push(id.unwrap_or(0));
+                    out.1.push(names[i]);
+                    out.2.push(emails[i]);
+                    out.3.push(phones[i]);
+                }
+            }
+            out
+        };
+        let (ids, n, e, p) = pick(true);
+        let updated = diesel::sql_query(
+            "UPDATE customers c SET name = v.name, email = v.email, phone = v.phone, updated_at = now()
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS v(id, name, email, phone)
+             WHERE c.id = v.id
+               AND (c.name, c.email, c.phone) IS DISTINCT FROM (v.name, v.email, v.phone)",
+        )
+        .bind::<Array<BigInt>, _>(&ids)
+        .bind::<Array<Text>, _>(&n)
+        .bind::<Array<Nullable<Text>>, _>(&e)
+        .bind::<Array<Nullable<Text>>, _>(&p)
+        .execute(conn)?;
+        let (_, n2, e2, p2) = pick(false);
+        let created = diesel::sql_query(
+            "INSERT INTO customers (name, email, phone)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+        )
+        .bind::<Array<Text>, _>(&n2)
+        .bind::<Array<Nullable<Text>>, _>(&e2)
+        .bind::<Array<Nullable<Text>>, _>(&p2)
+        .execute(conn)?;
+        total += Counts {
+            created,
+            updated,
+            unchanged: ids.len() - updated,
+        };
+        progress(chunk.len());
+    }
+    Ok(total)
+}
+
+/// Upserts invoices by number; the customer is found by its external id (callers
+/// check beforehand that every one exists). An invoice that is `paid` or `void` in
+/// the database stays so when the file still says `unpaid`: an operator's
+/// `invoice paid` or a payment recorded since the export must not restart reminders.
+pub fn upsert_invoices(
+    conn: &mut PgConnection,
+    rows: &[InvoiceRow],
+    progress: &mut dyn FnMut(usize),
+) -> Result<Counts> {
+    let mut total = Counts::default();
+    for chunk in rows.chunks(BATCH) {
+        let numbers: Vec<&str> = chunk.iter().map(|r| r.number.as_str()).collect();
+        let ext: Vec<&str> = chunk
+            .iter()
+            .map(|r| r.customer_external_id.as_str())
+            .collect();
+        let amounts: Vec<i64> = chunk.iter().map(|r| r.amount).collect();
+        let dues: Vec<Date> = chunk.iter().map(|r| r.due_date).collect();
+        let statuses: Vec<&str> = chunk.iter().map(|r| r.status.as_str()).collect();
+        let done: Vec<Upserted> = diesel::sql_query(
+            "INSERT INTO invoices AS i (number, customer_id, amount, due_date, status, paid_at)
+             SELECT v.number, c.id, v.amount, v.due_date, v.status,
+                    CASE WHEN v.status = 'paid' THEN now() END
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::date[], $5::text[])
+                  AS v(number, ext, amount, due_date, status)
+             JOIN customers c ON c.external_id = v.ext
+             ON CONFLICT (number) DO UPDATE SET
+                 customer_id = EXCLUDED.customer_id,
+                 amount = EXCLUDED.amount,
+                 due_date = EXCLUDED.due_date,
+                 status = CASE WHEN EXCLUDED.status = 'unpaid' THEN i.status ELSE EXCLUDED.status END,
+                 paid_at = CASE
+                     WHEN EXCLUDED.status = 'paid' AND i.status = 'paid' THEN i.paid_at
+                     WHEN EXCLUDED.status = 'paid' THEN now()
+                     WHEN EXCLUDED.status = 'unpaid' THEN i.paid_at
+                 END,
+                 updated_at = now()
+             WHERE (i.customer_id, i.amount, i.due_date)
+                   IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.amount, EXCLUDED.due_date)
+                OR (EXCLUDED.status <> 'unpaid' AND i.status <> EXCLUDED.status)
+             RETURNING (xmax = 0) AS inserted",
+        )
+        .bind::<Array<Text>, _>(&numbers)
+        .bind::<Array<Text>, _>(&ext)
+        .bind::<Array<BigInt>, _>(&amounts)
+        .bind::<Array<SqlDate>, _>(&dues)
+        .bind::<Array<Text>, _>(&statuses)
+        .load(conn)?;
+        total += counts(chunk.len(), &done);
+        progress(chunk.len());
+    }
+    Ok(total)
+}

@@ -1,0 +1,151 @@
+//! `dunning-schedule test-dunning`: a test customer and invoice, queued like the
+//! scheduler queues a real one.
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Nullable, Text};
+use time::Date;
+
+use crate::{Result, StoreError};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct TestRequest<'a> {
+    /// Name for a customer that has to be created.
+    pub customer_name: &'a str,
+    pub email: &'a str,
+    /// As typed (stored so); `phone_forms` are the digit strings it may be stored as.
+    pub phone: &'a str,
+    pub phone_forms: &'a [String],
+    pub stage: &'a str,
+    /// Today's local date: the ledger rows' run date.
+    pub run_date: Date,
+    pub due_date: Date,
+    pub amount: i64,
+    /// `INV-YYYYMMDD-`; six digits are appended.
+    pub number_prefix: &'a str,
+    pub queue: &'a str,
+}
+
+/// What was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestDunning {
+    pub customer_id: i64,
+    pub customer_name: String,
+    /// False when an existing customer (same email or phone) was used.
+    pub customer_created: bool,
+    pub invoice_id: i64,
+    pub invoice_number: String,
+    /// Notification ids, email first.
+    pub notification_ids: Vec<i64>,
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A number in `0..1_000_000` that differs between calls and processes.
+fn six_digits(attempt: u32) -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mixed = nanos
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(u128::from(std::process::id()) << 20)
+        .wrapping_add(u128::from(attempt) * 7_919);
+    u32::try_from((mixed >> 17) % 1_000_000).unwrap_or(0)
+}
+
+/// In one transaction: finds the customer by email or phone (or creates it), creates
+/// an unpaid invoice with a fresh number, and queues one delivery per channel with
+/// the scheduler's rows (a `queued` ledger row for today and a job on `queue`). The
+/// recipients are the given email and phone, whatever the found customer has on file.
+pub fn create(conn: &mut PgConnection, req: &TestRequest<'_>) -> Result<TestDunning> {
+    conn.transaction(|conn| {
+        let found: Option<Found> = diesel::sql_query(
+            "SELECT id, name FROM customers
+             WHERE lower(btrim(email)) = lower($1)
+                OR regexp_replace(COALESCE(phone, ''), '[^0-9]', '', 'g') = ANY($2)
+             ORDER BY (lower(btrim(email)) = lower($1)) DESC NULLS LAST, id
+             LIMIT 1",
+        )
+        .bind::<Text, _>(req.email)
+        .bind::<Array<Text>, _>(req.phone_forms)
+        .get_result(conn)
+        .optional()?;
+        let (customer_id, customer_name, customer_created) = match found {
+            Some(f) => (f.id, f.name, false),
+            None => {
+                let id: Id = diesel::sql_query(
+                    "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+                )
+                .bind::<Text, _>(req.customer_name)
+                .bind::<Text, _>(req.email)
+                .bind::<Text, _>(req.phone)
+                .get_result(conn)?;
+                (id.id, req.customer_name.to_owned(), true)
+            }
+        };
+        let mut invoice = None;
+        for attempt in 0..50 {
+            let number = format!("{}{:06}", req.number_prefix, six_digits(attempt));
+            let id: Option<Id> = diesel::sql_query(
+                "INSERT INTO invoices (number, customer_id, amount, due_date)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (number) DO NOTHING RETURNING id",
+            )
+            .bind::<Text, _>(&number)
+            .bind::<BigInt, _>(customer_id)
+            .bind::<BigInt, _>(req.amount)
+            .bind::<SqlDate, _>(req.due_date)
+            .get_result(conn)
+            .optional()?;
+            if let Some(id) = id {
+                invoice = Some((id.id, number));
+                break;
+            }
+        }
+        let Some((invoice_id, invoice_number)) = invoice else {
+            return Err(StoreError::Query(diesel::result::Error::NotFound));
+        };
+        let ids: Vec<Id> = diesel::sql_query(
+            "WITH ins AS (
+                 INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status)
+                 SELECT $1, $2, $3, ch.channel, $4, ch.recipient, 'queued'
+                 FROM (VALUES ('email', $5), ('whatsapp', $6)) AS ch(channel, recipient)
+                 RETURNING id, channel
+             ), queued AS (
+                 INSERT INTO jobs (queue, notification_id, channel)
+                 SELECT $7, id, channel FROM ins
+                 RETURNING notification_id
+             )
+             SELECT ins.id FROM ins JOIN queued q ON q.notification_id = ins.id ORDER BY ins.channel",
+        )
+        .bind::<BigInt, _>(invoice_id)
+        .bind::<BigInt, _>(customer_id)
+        .bind::<Text, _>(req.stage)
+        .bind::<SqlDate, _>(req.run_date)
+        .bind::<Nullable<Text>, _>(Some(req.email))
+        .bind::<Nullable<Text>, _>(Some(req.phone))
+        .bind::<Text, _>(req.queue)
+        .load(conn)?;
+        Ok(TestDunning {
+            customer_id,
+            customer_name,
+            customer_created,
+            invoice_id,
+            invoice_number,
+            notification_ids: ids.into_iter().map(|i| i.id).collect(),
+        })
+    })
+}

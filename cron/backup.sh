@@ -42,20 +42,21 @@ while [ $# -gt 0 ]; do
     --env) env_file=${2:?--env needs a file}; shift 2 ;;
     --env=*) env_file=${1#*=}; shift ;;
     --dry-run) dry_run=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "backup.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$keep_days" in ''|*[!0-9]*) echo "backup.sh: --keep-days must be a whole number of days" >&2; exit 2 ;; esac
 
-# DATABASE_URL: the environment, else the .env file (the same line the binaries read).
+# DATABASE_URL: the environment, else the .env file (its first DATABASE_URL line,
+# the one the binaries use).
 if [ -z "${DATABASE_URL:-}" ]; then
   if [ -z "$env_file" ]; then
     here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
     if [ -f "$here/../.env" ]; then env_file=$here/../.env; else env_file=.env; fi
   fi
   [ -r "$env_file" ] || die "DATABASE_URL is not set and $env_file cannot be read (use --env FILE)"
-  line=$(grep -E '^[[:space:]]*(export[[:space:]]+)?DATABASE_URL[[:space:]]*=' "$env_file" | tail -n 1 || true)
+  line=$(grep -E '^[[:space:]]*(export[[:space:]]+)?DATABASE_URL[[:space:]]*=' "$env_file" | head -n 1 || true)
   [ -n "$line" ] || die "DATABASE_URL is not set in $env_file"
   DATABASE_URL=${line#*=}
   DATABASE_URL=$(printf '%s' "$DATABASE_URL" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e 's/^"\(.*\)"$/\1/' -e "s/^'\(.*\)'\$/\1/")

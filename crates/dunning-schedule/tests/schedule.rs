@@ -20,12 +20,11 @@ fn bin() -> Command {
 }
 
 fn schedule(db: &TestDatabase, args: &[&str]) -> Output {
-    let out = bin()
+    bin()
         .env("DATABASE_URL", db.url())
         .args(args)
         .output()
-        .expect("run dunning-schedule");
-    out
+        .expect("run dunning-schedule")
 }
 
 fn ok(out: &Output) -> String {

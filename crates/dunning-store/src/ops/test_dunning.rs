@@ -32,7 +32,7 @@ pub struct TestRequest<'a> {
 pub struct TestDunning {
     pub customer_id: i64,
     pub customer_name: String,
-    /// False when an existing customer (same email or phone) was used.
+    /// False when an existing customer (same email and phone) was used.
     pub customer_created: bool,
     pub invoice_id: i64,
     pub invoice_number: String,
@@ -67,17 +67,20 @@ fn six_digits(attempt: u32) -> u32 {
     u32::try_from((mixed >> 17) % 1_000_000).unwrap_or(0)
 }
 
-/// In one transaction: finds the customer by email or phone (or creates it), creates
-/// an unpaid invoice with a fresh number, and queues one delivery per channel with
-/// the scheduler's rows (a `queued` ledger row for today and a job on `queue`). The
-/// recipients are the given email and phone, whatever the found customer has on file.
+/// In one transaction: finds the customer with this email and phone (or creates it),
+/// creates an unpaid invoice with a fresh number, and queues one delivery per channel
+/// with the scheduler's rows (a `queued` ledger row for today and a job on `queue`).
+///
+/// Both contacts must match: the worker sends to the customer's contacts on file, so
+/// reusing a customer found by email alone could send the test WhatsApp to a real
+/// customer's phone.
 pub fn create(conn: &mut PgConnection, req: &TestRequest<'_>) -> Result<TestDunning> {
     conn.transaction(|conn| {
         let found: Option<Found> = diesel::sql_query(
             "SELECT id, name FROM customers
              WHERE lower(btrim(email)) = lower($1)
-                OR regexp_replace(COALESCE(phone, ''), '[^0-9]', '', 'g') = ANY($2)
-             ORDER BY (lower(btrim(email)) = lower($1)) DESC NULLS LAST, id
+               AND regexp_replace(COALESCE(phone, ''), '[^0-9]', '', 'g') = ANY($2)
+             ORDER BY id
              LIMIT 1",
         )
         .bind::<Text, _>(req.email)

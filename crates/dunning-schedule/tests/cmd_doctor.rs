@@ -1,0 +1,182 @@
+//! `doctor` as a process: each check's ✅/❌ and the fix that goes with a failure.
+
+mod cmd_support;
+
+use cmd_support::{Env, expect_code, ok};
+use dunning_channels::fonnte_fake::FonnteFake;
+
+/// A healthy installation: yesterday's and today's scheduler runs, a live worker,
+/// Fonnte connected.
+fn healthy(fake: &FonnteFake) -> Env {
+    let mut env = Env::new();
+    for (k, v) in fake.env() {
+        env.set(k, v);
+    }
+    env.exec(
+        "INSERT INTO schedule_runs (run_date, finished_at, host)
+             SELECT d::date, now(), 'test' FROM generate_series(current_date - 8, current_date + 1, '1 day') d;
+         INSERT INTO workers (id, hostname, pid, queue, last_seen_at)
+             VALUES ('w1', 'host-a', 4242, 'default', now() - interval '10 seconds');",
+    );
+    env
+}
+
+fn line<'a>(text: &'a str, check: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(&format!(" {check}: ")))
+        .unwrap_or_else(|| panic!("no {check} line in\n{text}"))
+}
+
+fn fix_after<'a>(text: &'a str, check: &str) -> &'a str {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.contains(&format!(" {check}: ")));
+    lines.next();
+    lines
+        .next()
+        .filter(|l| l.trim_start().starts_with("Fix:"))
+        .unwrap_or_else(|| panic!("no fix after {check} in\n{text}"))
+}
+
+#[test]
+fn a_healthy_installation_passes_every_check() {
+    let fake = FonnteFake::start();
+    let env = healthy(&fake);
+    let text = ok(&env.run(&["doctor", "--emoji"]));
+    for check in [
+        "Timezone",
+        "Database",
+        "Scheduler",
+        "Workers",
+        "Queue",
+        "Channels",
+        "WhatsApp quota",
+        "SMTP",
+        "Fonnte",
+        "Templates",
+    ] {
+        assert!(line(&text, check).starts_with("✅"), "{check}:\n{text}");
+    }
+    assert!(line(&text, "Fonnte").contains("connected"), "{text}");
+    assert!(line(&text, "Workers").contains("host-a"), "{text}");
+    assert!(line(&text, "Timezone").contains("Asia/Jakarta"), "{text}");
+    assert!(!text.contains("❌"), "{text}");
+    assert!(fake.requests().iter().any(|r| r.path == "/device"));
+}
+
+#[test]
+fn a_disconnected_fonnte_device_fails_with_the_seed_fix() {
+    let fake = FonnteFake::start();
+    fake.set_connected(false);
+    let env = healthy(&fake);
+    let text = expect_code(&env.run(&["doctor", "--emoji"]), 1);
+    let fonnte = line(&text, "Fonnte");
+    assert!(fonnte.starts_with("❌"), "{text}");
+    assert!(fonnte.contains("disconnected device"), "{text}");
+    let fix = fix_after(&text, "Fonnte");
+    assert!(
+        fix.contains("fonnte.com") && fix.contains("QR code") && fix.contains("Connected"),
+        "{fix}"
+    );
+    // The other checks still pass: the failure is pinned on the device.
+    assert!(line(&text, "Workers").starts_with("✅"), "{text}");
+}
+
+#[test]
+fn fonnte_answering_disconnected_device_on_the_device_call_fails_too() {
+    let fake = FonnteFake::start();
+    fake.always(Some(dunning_channels::fonnte_fake::Reply::reason(
+        "request invalid on disconnected device",
+    )));
+    let env = healthy(&fake);
+    let text = expect_code(&env.run(&["doctor", "--emoji"]), 1);
+    assert!(line(&text, "Fonnte").starts_with("❌"), "{text}");
+    assert!(fix_after(&text, "Fonnte").contains("QR code"), "{text}");
+}
+
+#[test]
+fn no_recent_heartbeat_fails_with_the_worker_fix() {
+    let fake = FonnteFake::start();
+    let env = healthy(&fake);
+    env.exec("UPDATE workers SET last_seen_at = now() - interval '3 hours'");
+    let text = expect_code(&env.run(&["doctor", "--emoji"]), 1);
+    let workers = line(&text, "Workers");
+    assert!(workers.starts_with("❌"), "{text}");
+    assert!(
+        workers.contains("no worker heartbeat in the last 2m 0s"),
+        "{workers}"
+    );
+    assert!(workers.contains("last heartbeat 3h 0m ago"), "{workers}");
+    let fix = fix_after(&text, "Workers");
+    assert!(
+        fix.contains("dunning-worker") && fix.contains("supervisor"),
+        "{fix}"
+    );
+}
+
+#[test]
+fn a_stopped_worker_and_a_stuck_queue_fail() {
+    let fake = FonnteFake::start();
+    let env = healthy(&fake);
+    env.exec(
+        "UPDATE workers SET stopped_at = now();
+         INSERT INTO customers (id, name, phone) VALUES (1, 'Budi', '085707211646');
+         INSERT INTO invoices (id, number, customer_id, amount, due_date) VALUES (1, 'INV-1', 1, 1, current_date);
+         INSERT INTO notifications (id, invoice_id, customer_id, stage, channel, run_date, recipient)
+             VALUES (1, 1, 1, 'T-3', 'whatsapp', current_date, '085707211646');
+         INSERT INTO jobs (notification_id, channel, available_at) VALUES (1, 'whatsapp', now() - interval '2 hours');",
+    );
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    assert!(line(&text, "Workers").starts_with("[error]"), "{text}");
+    let queue = line(&text, "Queue");
+    assert!(
+        queue.starts_with("[error]") && queue.contains("has waited 2h 0m"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missed_scheduler_days_and_a_never_run_scheduler_fail_with_the_cron_fix() {
+    let fake = FonnteFake::start();
+    let env = healthy(&fake);
+    env.exec("DELETE FROM schedule_runs WHERE run_date = current_date - 2");
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    let sched = line(&text, "Scheduler");
+    assert!(
+        sched.starts_with("[error]") && sched.contains("no run on"),
+        "{text}"
+    );
+    assert!(fix_after(&text, "Scheduler").contains("crontab"), "{text}");
+
+    env.exec("DELETE FROM schedule_runs");
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    assert!(
+        line(&text, "Scheduler").contains("no scheduler run recorded"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_invalid_template_and_an_unreachable_database_fail() {
+    let fake = FonnteFake::start();
+    let mut env = healthy(&fake);
+    let dir = env.dir.path().join("templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("T-3.whatsapp.txt"), "Halo {{ nama_pelanggan }}").unwrap();
+    env.set("DUNNING_TEMPLATES_DIR", dir.display().to_string());
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    let t = line(&text, "Templates");
+    assert!(
+        t.starts_with("[error]") && t.contains("T-3.whatsapp.txt"),
+        "{text}"
+    );
+
+    let mut down = Env::new();
+    down.set("DATABASE_URL", "postgres://nobody@127.0.0.1:9/none");
+    let text = expect_code(&down.run(&["doctor"]), 1);
+    assert!(line(&text, "Database").starts_with("[error]"), "{text}");
+    assert!(
+        fix_after(&text, "Database").contains("DATABASE_URL"),
+        "{text}"
+    );
+}

@@ -343,14 +343,21 @@ impl Worker {
             return Ok(());
         };
         let channel = job.channel();
+        let masked = d.recipient.as_deref().map(mask_recipient).unwrap_or_default();
         let log_line = |outcome: &str| {
+            // Provider errors may quote the recipient ("0812… is not a valid number"):
+            // logs only ever show it masked.
+            let outcome = match d.recipient.as_deref() {
+                Some(raw) if !raw.is_empty() => outcome.replace(raw, &masked),
+                _ => outcome.to_owned(),
+            };
             info!(
                 "job={} invoice={} stage={} channel={} to={} attempt={} outcome={} duration={}ms",
                 job.id,
                 d.invoice_number,
                 d.stage,
                 channel,
-                d.recipient.as_deref().map(mask_recipient).unwrap_or_default(),
+                masked,
                 job.attempts,
                 outcome,
                 started.elapsed().as_millis()

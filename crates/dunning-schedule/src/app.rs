@@ -30,18 +30,21 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// Loads `.env` from the working directory (if any) and reads the settings.
-pub fn load_settings() -> anyhow::Result<Settings> {
+/// Loads `.env` from the working directory into the environment, if there is one.
+/// Call it before parsing the command line, so that flags with an `env =` name can
+/// be set in `.env` too. Variables already in the environment win.
+pub fn load_dotenv() -> Result<(), UsageError> {
     match dotenvy::dotenv() {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
-        Err(e) => {
-            return Err(UsageError(format!(
-                ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-            ))
-            .into());
-        }
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(UsageError(format!(
+            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
+        ))),
     }
+}
+
+/// Reads the settings from the environment (after [`load_dotenv`]).
+pub fn load_settings() -> anyhow::Result<Settings> {
     Ok(Settings::from_env()?)
 }
 

@@ -18,7 +18,12 @@ use cli::{Cli, Command};
 
 /// Parses the command line, runs the command, maps errors to exit codes.
 pub fn main() -> ExitCode {
+    let dotenv = app::load_dotenv();
     let cli = Cli::parse();
+    if let Err(err) = dotenv {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,

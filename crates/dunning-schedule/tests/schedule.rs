@@ -470,3 +470,42 @@ fn json_summary_for_monitoring() {
     assert!(!quiet.contains("Stage"), "{quiet}");
     assert!(quiet.contains("Dispatched: 0"), "{quiet}");
 }
+
+#[test]
+fn dotenv_in_the_working_directory_sets_variables_and_flags() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "# as in Laravel\nDATABASE_URL={}\nDUNNING_QUEUE=dunning\nDUNNING_STAGES=\"T-3\"\n",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["--date", "2025-11-15"])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        !text.contains("Stage T-7"),
+        "DUNNING_STAGES from .env ignored:\n{text}"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM jobs WHERE queue = 'dunning'"
+        ),
+        2,
+        "DUNNING_QUEUE from .env ignored"
+    );
+    std::fs::write(dir.path().join(".env"), "DATABASE_URL=\"unterminated\n").unwrap();
+    let out = bin().current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".env"));
+}

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{
+    Array, BigInt, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz,
+};
 use time::{Date, OffsetDateTime};
 
 use dunning_core::{Channel, Stage};
@@ -52,25 +54,65 @@ WHERE id = (
 )
 RETURNING id, notification_id, channel, attempts";
 
+/// Limits that apply to WhatsApp claims, shared by all workers.
+#[derive(Debug, Clone, Copy)]
+pub struct WhatsAppLimits {
+    /// At most one WhatsApp claim per interval, all workers together.
+    pub min_interval: Duration,
+    /// Messages allowed per local calendar month (sent plus in flight); `None`: no limit.
+    pub monthly_quota: Option<u32>,
+    /// The UTC instants where the current local month starts and ends.
+    pub month: (OffsetDateTime, OffsetDateTime),
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// A job, reserved for this worker.
+    Job(ClaimedJob),
+    /// Nothing is ready on the allowed channels.
+    Empty,
+    /// WhatsApp jobs are ready but must wait for the shared send slot.
+    Paced,
+    /// WhatsApp jobs are ready but this month's quota is used up.
+    QuotaReached { used: i64 },
+}
+
 /// Claims the oldest ready job of `queue` on one of `channels`.
 ///
-/// WhatsApp pacing is part of the claim: a WhatsApp job is only handed out together
-/// with the shared send slot (`channel_state.next_send_at`), which moves
-/// `min_interval` ahead. If another worker took the slot first, the claim is rolled
-/// back and retried without WhatsApp, so all workers together send at most one
-/// WhatsApp message per interval and nobody sleeps while holding a job.
+/// Email jobs are claimed with one statement. A WhatsApp job is only handed out
+/// together with the shared send slot (`channel_state.next_send_at` moves
+/// `min_interval` ahead) and only while this month's sent plus in-flight WhatsApp
+/// messages stay under the quota. The slot row's lock serialises WhatsApp claims
+/// across all workers, so neither pacing nor quota can be overrun by a race; a
+/// claim that loses the slot is rolled back and retried without WhatsApp. Nobody
+/// sleeps while holding a job.
 pub fn claim(
     conn: &mut PgConnection,
     queue: &str,
     worker: &str,
     retry_after: Duration,
     channels: &[Channel],
-    whatsapp_interval: Duration,
-) -> Result<Option<ClaimedJob>> {
+    wa: &WhatsAppLimits,
+) -> Result<Claim> {
     let mut allowed: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let mut held_back: Option<Claim> = None;
     loop {
         if allowed.is_empty() {
-            return Ok(None);
+            return Ok(held_back.unwrap_or(Claim::Empty));
+        }
+        if !allowed.contains(&"whatsapp") {
+            let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
+                .bind::<Text, _>(queue)
+                .bind::<Text, _>(worker)
+                .bind::<Double, _>(retry_after.as_secs_f64())
+                .bind::<Array<Text>, _>(&allowed)
+                .get_result(conn)
+                .optional()?;
+            return Ok(match job {
+                Some(job) => Claim::Job(job),
+                None => held_back.unwrap_or(Claim::Empty),
+            });
         }
         let res = conn.transaction::<Option<ClaimedJob>, ClaimError, _>(|conn| {
             let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
@@ -86,25 +128,66 @@ pub fn claim(
                         "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
                          WHERE channel = 'whatsapp' AND next_send_at <= now()",
                     )
-                    .bind::<Double, _>(whatsapp_interval.as_secs_f64())
+                    .bind::<Double, _>(wa.min_interval.as_secs_f64())
                     .execute(conn)?;
                     if took == 0 {
                         return Err(ClaimError::SlotTaken);
+                    }
+                    if let Some(quota) = wa.monthly_quota {
+                        // Sent this month plus in flight elsewhere (this job excluded).
+                        let used = whatsapp_used(conn, wa.month, job.id)?;
+                        if used >= i64::from(quota) {
+                            return Err(ClaimError::Quota(used));
+                        }
                     }
                 }
             }
             Ok(job)
         });
         match res {
-            Ok(job) => return Ok(job),
-            Err(ClaimError::SlotTaken) => allowed.retain(|c| *c != "whatsapp"),
+            Ok(Some(job)) => return Ok(Claim::Job(job)),
+            Ok(None) => return Ok(held_back.unwrap_or(Claim::Empty)),
+            Err(ClaimError::SlotTaken) => {
+                held_back = Some(Claim::Paced);
+                allowed.retain(|c| *c != "whatsapp");
+            }
+            Err(ClaimError::Quota(used)) => {
+                held_back = Some(Claim::QuotaReached { used });
+                allowed.retain(|c| *c != "whatsapp");
+            }
             Err(ClaimError::Db(e)) => return Err(e.into()),
         }
     }
 }
 
+/// WhatsApp messages that count against this month's quota: sent in the month, plus
+/// jobs reserved by workers right now (other than `except_job`).
+fn whatsapp_used(
+    conn: &mut PgConnection,
+    month: (OffsetDateTime, OffsetDateTime),
+    except_job: i64,
+) -> Result<i64, diesel::result::Error> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM notifications
+                  WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
+              + (SELECT count(*) FROM jobs
+                  WHERE channel = 'whatsapp' AND reserved_at IS NOT NULL AND id <> $3) AS n",
+    )
+    .bind::<Timestamptz, _>(month.0)
+    .bind::<Timestamptz, _>(month.1)
+    .bind::<BigInt, _>(except_job)
+    .get_result(conn)?;
+    Ok(n.n)
+}
+
 enum ClaimError {
     SlotTaken,
+    Quota(i64),
     Db(diesel::result::Error),
 }
 
@@ -183,9 +266,7 @@ impl Hold {
     pub fn reason(&self) -> String {
         match self {
             Hold::InvoiceSettled(s) => format!("invoice is {s}"),
-            Hold::AlreadyRemindedToday => {
-                "already reminded on this channel today".to_owned()
-            }
+            Hold::AlreadyRemindedToday => "already reminded on this channel today".to_owned(),
             Hold::AlreadyFinal(s) => format!("already {s}"),
         }
     }
@@ -245,31 +326,49 @@ pub enum Final {
     Skipped { reason: String },
 }
 
-/// Records a final state in the ledger and deletes the job, atomically.
+/// Records a final state in the ledger and deletes the job, atomically (one
+/// statement, so it needs no transaction of its own).
 pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-    conn.transaction(|conn| {
-        let (status, provider_id, error) = match outcome {
-            Final::Sent { provider_message_id } => ("sent", provider_message_id.as_deref(), None),
-            Final::Failed { error } => ("failed", None, Some(error.as_str())),
-            Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
-        };
-        diesel::sql_query(
-            "UPDATE notifications SET status = $2, provider_message_id = $3, error = $4,
+    let (status, provider_id, error) = match outcome {
+        Final::Sent {
+            provider_message_id,
+        } => ("sent", provider_message_id.as_deref(), None),
+        Final::Failed { error } => ("failed", None, Some(error.as_str())),
+        Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
+    };
+    diesel::sql_query(
+        "WITH done AS (
+             UPDATE notifications SET status = $2, provider_message_id = $3, error = $4,
                     attempts = $5, updated_at = now(),
                     sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
-             WHERE id = $1",
-        )
-        .bind::<BigInt, _>(job.notification_id)
-        .bind::<Text, _>(status)
-        .bind::<Nullable<Text>, _>(provider_id)
-        .bind::<Nullable<Text>, _>(error)
-        .bind::<Integer, _>(job.attempts)
-        .execute(conn)?;
-        diesel::sql_query("DELETE FROM jobs WHERE id = $1")
-            .bind::<BigInt, _>(job.id)
-            .execute(conn)?;
-        Ok(())
-    })
+             WHERE id = $1
+         )
+         DELETE FROM jobs WHERE id = $6",
+    )
+    .bind::<BigInt, _>(job.notification_id)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Text>, _>(provider_id)
+    .bind::<Nullable<Text>, _>(error)
+    .bind::<Integer, _>(job.attempts)
+    .bind::<BigInt, _>(job.id)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The UTC instants where the local calendar month containing `today` starts and
+/// ends, for a zone at `offset`.
+pub fn month_bounds(today: Date, offset: time::UtcOffset) -> (OffsetDateTime, OffsetDateTime) {
+    let start = today.replace_day(1).expect("day 1 exists");
+    let next = if start.month() == time::Month::December {
+        Date::from_calendar_date(start.year() + 1, time::Month::January, 1)
+    } else {
+        Date::from_calendar_date(start.year(), start.month().next(), 1)
+    }
+    .expect("valid date");
+    (
+        start.midnight().assume_offset(offset),
+        next.midnight().assume_offset(offset),
+    )
 }
 
 /// Puts a job back for another attempt at `available_at`, keeping the error.
@@ -279,29 +378,29 @@ pub fn retry_later(
     available_at: OffsetDateTime,
     error: &str,
 ) -> Result<()> {
-    conn.transaction(|conn| {
-        diesel::sql_query(
-            "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2, last_error = $3
-             WHERE id = $1",
-        )
-        .bind::<BigInt, _>(job.id)
-        .bind::<Timestamptz, _>(available_at)
-        .bind::<Text, _>(error)
-        .execute(conn)?;
-        diesel::sql_query(
-            "UPDATE notifications SET attempts = $2, error = $3, updated_at = now() WHERE id = $1",
-        )
-        .bind::<BigInt, _>(job.notification_id)
-        .bind::<Integer, _>(job.attempts)
-        .bind::<Text, _>(error)
-        .execute(conn)?;
-        Ok(())
-    })
+    diesel::sql_query(
+        "WITH noted AS (
+             UPDATE notifications SET attempts = $4, error = $3, updated_at = now() WHERE id = $5
+         )
+         UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2, last_error = $3
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(job.id)
+    .bind::<Timestamptz, _>(available_at)
+    .bind::<Text, _>(error)
+    .bind::<Integer, _>(job.attempts)
+    .bind::<BigInt, _>(job.notification_id)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Hands a job back without counting the attempt (its channel is paused, or the
 /// worker is shutting down before it started).
-pub fn release(conn: &mut PgConnection, job: &ClaimedJob, available_at: OffsetDateTime) -> Result<()> {
+pub fn release(
+    conn: &mut PgConnection,
+    job: &ClaimedJob,
+    available_at: OffsetDateTime,
+) -> Result<()> {
     diesel::sql_query(
         "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2,
                 attempts = GREATEST(attempts - 1, 0)
@@ -394,9 +493,11 @@ pub fn next_available(conn: &mut PgConnection, queue: &str) -> Result<Option<Off
         #[diesel(sql_type = Nullable<Timestamptz>)]
         t: Option<OffsetDateTime>,
     }
-    let n: N = diesel::sql_query("SELECT min(available_at) AS t FROM jobs WHERE queue = $1 AND reserved_at IS NULL")
-        .bind::<Text, _>(queue)
-        .get_result(conn)?;
+    let n: N = diesel::sql_query(
+        "SELECT min(available_at) AS t FROM jobs WHERE queue = $1 AND reserved_at IS NULL",
+    )
+    .bind::<Text, _>(queue)
+    .get_result(conn)?;
     Ok(n.t)
 }
 

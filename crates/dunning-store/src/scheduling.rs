@@ -418,15 +418,7 @@ pub fn whatsapp_sent_this_month(
     today: Date,
     offset: time::UtcOffset,
 ) -> Result<i64> {
-    let month_start = today.replace_day(1).expect("day 1 exists");
-    let next_month = if month_start.month() == time::Month::December {
-        Date::from_calendar_date(month_start.year() + 1, time::Month::January, 1)
-    } else {
-        Date::from_calendar_date(month_start.year(), month_start.month().next(), 1)
-    }
-    .expect("valid date");
-    let from = month_start.midnight().assume_offset(offset);
-    let to = next_month.midnight().assume_offset(offset);
+    let (from, to) = crate::queue::month_bounds(today, offset);
     use crate::schema::notifications::dsl as n;
     Ok(n::notifications
         .filter(n::channel.eq("whatsapp"))

@@ -10,7 +10,12 @@ use clap::Parser;
 #[command(name = "dunning-worker", version)]
 pub struct Cli {
     /// Seconds to wait between polls when no job is ready.
-    #[arg(long, env = "DUNNING_WORKER_SLEEP", default_value_t = 3.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "DUNNING_WORKER_SLEEP",
+        default_value_t = 3.0,
+        value_name = "SECONDS"
+    )]
     pub sleep: f64,
 
     /// Attempts per job in all (1 = no retries).
@@ -18,12 +23,22 @@ pub struct Cli {
     pub tries: u32,
 
     /// Seconds to wait before the 2nd, 3rd, … attempt (the last value repeats).
-    #[arg(long, env = "DUNNING_WORKER_BACKOFF", default_value = "60,300", value_name = "S,S,…")]
+    #[arg(
+        long,
+        env = "DUNNING_WORKER_BACKOFF",
+        default_value = "60,300",
+        value_name = "S,S,…"
+    )]
     pub backoff: String,
 
     /// Seconds after which a reservation is taken as abandoned (worker died) and the
     /// job is claimed again. Keep it longer than the slowest send (timeouts are 30 s).
-    #[arg(long, env = "DUNNING_WORKER_RETRY_AFTER", default_value_t = 120, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "DUNNING_WORKER_RETRY_AFTER",
+        default_value_t = 120,
+        value_name = "SECONDS"
+    )]
     pub retry_after: u64,
 
     /// Jobs in flight at once in this process.
@@ -31,7 +46,12 @@ pub struct Cli {
     pub concurrency: u32,
 
     /// The queue to take jobs from.
-    #[arg(long, env = "DUNNING_QUEUE", default_value = "default", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "DUNNING_QUEUE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
     pub queue: String,
 
     /// Process the jobs that are ready now, then exit 0.

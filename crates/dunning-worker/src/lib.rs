@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use diesel::Connection as _;
+use diesel::pg::PgConnection;
 use dunning_channels::{OutgoingMessage, SendError, Sender};
 use dunning_core::config::SendWindow;
 use dunning_core::mask::mask_recipient;
 use dunning_core::message::{InvoiceFacts, Templates};
 use dunning_core::{Channel, Zone};
-use dunning_store::queue::{self, ClaimedJob, Final, Hold};
-use diesel::Connection as _;
+use dunning_store::queue::{self, Claim, ClaimedJob, Final, Hold};
 use dunning_store::{PgPool, StoreError};
 use log::{error, info, warn};
 use time::OffsetDateTime;
@@ -100,6 +101,8 @@ impl Stats {
 
 /// A worker process: shared by its threads.
 pub struct Worker {
+    quota_warned: AtomicBool,
+    channel_cache: std::sync::Mutex<Option<(Instant, Vec<Channel>)>>,
     pool: PgPool,
     senders: Senders,
     templates: Arc<Templates>,
@@ -124,6 +127,8 @@ impl Worker {
         let hostname = hostname();
         let id = format!("{}:{}:{}", hostname, std::process::id(), unique_suffix());
         Worker {
+            quota_warned: AtomicBool::new(false),
+            channel_cache: std::sync::Mutex::new(None),
             pool,
             senders,
             templates: Arc::new(templates),
@@ -220,7 +225,7 @@ impl Worker {
 
     fn thread_loop(&self, n: u32) {
         let mut db_failures = 0u32;
-        let mut quota_cache: Option<(Instant, bool)> = None;
+        let mut state = ThreadState::default();
         loop {
             if self.stopping() || self.limits_reached() {
                 break;
@@ -242,7 +247,7 @@ impl Worker {
                 self.nap(self.cfg.sleep.max(Duration::from_secs(1)));
                 continue;
             }
-            match self.step(&mut quota_cache) {
+            match self.step(&mut state) {
                 Ok(Step::Worked) => db_failures = 0,
                 Ok(Step::Idle) => {
                     db_failures = 0;
@@ -253,13 +258,19 @@ impl Worker {
                 }
                 Ok(Step::Paced) => {
                     db_failures = 0;
-                    self.nap(self.cfg.whatsapp_interval.min(Duration::from_millis(500)));
+                    self.nap(self.cfg.whatsapp_interval.min(Duration::from_millis(250)));
                 }
                 Err(e) => {
+                    // Start over with a fresh connection after any database error.
+                    state.conn = None;
                     db_failures += 1;
-                    let wait = Duration::from_secs(1 << db_failures.min(5)).min(Duration::from_secs(30));
+                    let wait =
+                        Duration::from_secs(1 << db_failures.min(5)).min(Duration::from_secs(30));
                     if e.is_connection_problem() {
-                        warn!("database unavailable ({e}); retrying in {}s", wait.as_secs());
+                        warn!(
+                            "database unavailable ({e}); retrying in {}s",
+                            wait.as_secs()
+                        );
                     } else {
                         error!("worker error: {e}; retrying in {}s", wait.as_secs());
                     }
@@ -273,77 +284,79 @@ impl Worker {
         }
     }
 
-    fn allowed_channels(
-        &self,
-        conn: &mut dunning_store::PooledConn,
-        quota_cache: &mut Option<(Instant, bool)>,
-    ) -> Result<Vec<Channel>, StoreError> {
-        let states = queue::channel_states(conn)?;
-        let mut allowed: Vec<Channel> = Channel::ALL
-            .into_iter()
-            .filter(|c| !states.iter().any(|s| s.channel == c.as_str() && s.paused))
-            .collect();
-        if allowed.contains(&Channel::WhatsApp) {
-            let fresh = quota_cache.is_some_and(|(t, _)| t.elapsed() < Duration::from_secs(10));
-            if !fresh {
-                let now = OffsetDateTime::now_utc();
-                let sent = dunning_store::scheduling::whatsapp_sent_this_month(
-                    conn,
-                    self.cfg.zone.date_at(now),
-                    self.cfg.zone.offset(),
-                )?;
-                let exhausted = sent >= i64::from(self.cfg.monthly_quota);
-                if exhausted && !quota_cache.is_some_and(|(_, e)| e) {
-                    warn!(
-                        "WhatsApp monthly quota reached ({sent} of FONNTE_MONTHLY_QUOTA={} sent this month): WhatsApp jobs wait for next month; email continues",
-                        self.cfg.monthly_quota
-                    );
-                }
-                *quota_cache = Some((Instant::now(), exhausted));
-            }
-            if quota_cache.is_some_and(|(_, e)| e) {
-                allowed.retain(|c| *c != Channel::WhatsApp);
-            }
+    /// Channels not paused for all workers (read at most once a second per process;
+    /// a pause this process starts takes effect at once).
+    fn unpaused_channels(&self, conn: &mut PgConnection) -> Result<Vec<Channel>, StoreError> {
+        let mut cache = self.channel_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(t, _)| t.elapsed() < Duration::from_secs(1));
+        if !fresh {
+            let states = queue::channel_states(conn)?;
+            let allowed: Vec<Channel> = Channel::ALL
+                .into_iter()
+                .filter(|c| !states.iter().any(|s| s.channel == c.as_str() && s.paused))
+                .collect();
+            *cache = Some((Instant::now(), allowed));
         }
-        Ok(allowed)
+        Ok(cache.as_ref().map(|(_, c)| c.clone()).unwrap_or_default())
     }
 
-    fn step(&self, quota_cache: &mut Option<(Instant, bool)>) -> Result<Step, StoreError> {
-        let mut conn = self.pool.get()?;
-        let allowed = self.allowed_channels(&mut conn, quota_cache)?;
-        let job = queue::claim(
-            &mut conn,
+    fn step(&self, state: &mut ThreadState) -> Result<Step, StoreError> {
+        if state.conn.is_none() {
+            state.conn = Some(self.pool.get()?);
+        }
+        let conn: &mut PgConnection = state.conn.as_mut().expect("connection");
+        let allowed = self.unpaused_channels(conn)?;
+        let now = OffsetDateTime::now_utc();
+        let limits = queue::WhatsAppLimits {
+            min_interval: self.cfg.whatsapp_interval,
+            monthly_quota: (self.cfg.monthly_quota > 0).then_some(self.cfg.monthly_quota),
+            month: queue::month_bounds(self.cfg.zone.date_at(now), self.cfg.zone.offset()),
+        };
+        let claim = queue::claim(
+            conn,
             &self.cfg.queue,
             &self.id,
             self.cfg.retry_after,
             &allowed,
-            self.cfg.whatsapp_interval,
+            &limits,
         )?;
-        let Some(job) = job else {
-            if allowed.contains(&Channel::WhatsApp)
-                && !self.cfg.whatsapp_interval.is_zero()
-                && queue::ready_count(&mut conn, &self.cfg.queue, Channel::WhatsApp, self.cfg.retry_after)? > 0
-            {
-                return Ok(Step::Paced);
+        match claim {
+            Claim::Job(job) => {
+                state.quota_warned = false;
+                self.claimed.fetch_add(1, Ordering::SeqCst);
+                self.process(conn, &job)?;
+                Ok(Step::Worked)
             }
-            return Ok(Step::Idle);
-        };
-        self.claimed.fetch_add(1, Ordering::SeqCst);
-        drop(conn);
-        self.process(&job)?;
-        Ok(Step::Worked)
+            Claim::Empty => Ok(Step::Idle),
+            Claim::Paced => Ok(Step::Paced),
+            Claim::QuotaReached { used } => {
+                if !state.quota_warned && !self.quota_warned.swap(true, Ordering::SeqCst) {
+                    warn!(
+                        "WhatsApp monthly quota reached ({used} of FONNTE_MONTHLY_QUOTA={} used this month): WhatsApp jobs wait for next month; email continues. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
+                        self.cfg.monthly_quota
+                    );
+                }
+                state.quota_warned = true;
+                Ok(Step::Idle)
+            }
+        }
     }
 
     /// Takes one claimed job to its next state.
-    fn process(&self, job: &ClaimedJob) -> Result<(), StoreError> {
+    fn process(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<(), StoreError> {
         let started = Instant::now();
-        let mut conn = self.pool.get()?;
-        let Some(d) = queue::load_delivery(&mut conn, job.notification_id)? else {
+        let Some(d) = queue::load_delivery(conn, job.notification_id)? else {
             warn!("job {} has no ledger row; dropping it", job.id);
             return Ok(());
         };
         let channel = job.channel();
-        let masked = d.recipient.as_deref().map(mask_recipient).unwrap_or_default();
+        let masked = d
+            .recipient
+            .as_deref()
+            .map(mask_recipient)
+            .unwrap_or_default();
         let log_line = |outcome: &str| {
             // Provider errors may quote the recipient ("0812… is not a valid number"):
             // logs only ever show it masked.
@@ -369,20 +382,20 @@ impl Worker {
                 job.attempts - 1,
                 self.cfg.tries
             );
-            queue::finish(&mut conn, job, &Final::Failed { error })?;
+            queue::finish(conn, job, &Final::Failed { error })?;
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             log_line("failed (abandoned)");
             return Ok(());
         }
         let Some(stage) = d.stage() else {
             let error = format!("unknown stage {:?} in the ledger", d.stage);
-            queue::finish(&mut conn, job, &Final::Failed { error })?;
+            queue::finish(conn, job, &Final::Failed { error })?;
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
         let Some(recipient) = d.recipient.clone() else {
             let reason = format!("customer has no {} contact", channel);
-            queue::finish(&mut conn, job, &Final::Skipped { reason })?;
+            queue::finish(conn, job, &Final::Skipped { reason })?;
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
             log_line("skipped (no contact)");
             return Ok(());
@@ -397,7 +410,7 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 let error = format!("template error: {e}");
-                queue::finish(&mut conn, job, &Final::Failed { error })?;
+                queue::finish(conn, job, &Final::Failed { error })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 log_line("failed (template)");
                 return Ok(());
@@ -417,7 +430,13 @@ impl Worker {
         let mut send_result: Option<Result<dunning_channels::Delivered, SendError>> = None;
         let tx = conn.transaction::<Option<Hold>, StoreError, _>(|c| {
             if let Some(hold) = queue::hold_before_send(c, &d, day_start, day_end)? {
-                queue::finish(c, job, &Final::Skipped { reason: hold.reason() })?;
+                queue::finish(
+                    c,
+                    job,
+                    &Final::Skipped {
+                        reason: hold.reason(),
+                    },
+                )?;
                 return Ok(Some(hold));
             }
             let result = self.senders.get(channel).send(&msg);
@@ -428,7 +447,6 @@ impl Worker {
             }
             Ok(None)
         });
-        drop(conn);
         match (tx, send_result) {
             (Ok(Some(hold)), _) => {
                 self.stats.skipped.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +460,7 @@ impl Worker {
                 Ok(())
             }
             // A failed send, or a send whose record was lost with the transaction.
-            (_, Some(result)) => self.record(job, channel, result, &log_line),
+            (_, Some(result)) => self.record(conn, job, channel, result, &log_line),
             (Err(e), None) => Err(e),
             (Ok(None), None) => Ok(()),
         }
@@ -466,25 +484,37 @@ impl Worker {
     /// Records what a send did, retrying the write until the database takes it.
     fn record(
         &self,
+        conn: &mut PgConnection,
         job: &ClaimedJob,
         channel: Channel,
         result: Result<dunning_channels::Delivered, SendError>,
         log_line: &dyn Fn(&str),
     ) -> Result<(), StoreError> {
+        match self.record_once(conn, job, channel, &result, log_line) {
+            Err(e) if e.is_connection_problem() => {}
+            other => return other,
+        }
+        // The thread's connection is gone (database restart?): keep trying on fresh
+        // connections until the outcome is written, for as long as nobody else may
+        // take the job over.
         let deadline = Instant::now() + self.cfg.retry_after;
         let mut wait = Duration::from_millis(200);
         loop {
-            match self.record_once(job, channel, &result, log_line) {
+            warn!(
+                "job={} outcome not recorded yet (database unavailable); retrying in {}ms",
+                job.id,
+                wait.as_millis()
+            );
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_secs(5));
+            let attempt = self
+                .pool
+                .get()
+                .map_err(StoreError::from)
+                .and_then(|mut c| self.record_once(&mut c, job, channel, &result, log_line));
+            match attempt {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_connection_problem() && Instant::now() < deadline => {
-                    warn!(
-                        "job={} outcome not recorded yet ({e}); retrying in {}ms",
-                        job.id,
-                        wait.as_millis()
-                    );
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
+                Err(e) if e.is_connection_problem() && Instant::now() < deadline => {}
                 Err(e) => {
                     error!("job={} outcome could not be recorded: {e}", job.id);
                     return Err(e);
@@ -495,18 +525,18 @@ impl Worker {
 
     fn record_once(
         &self,
+        conn: &mut PgConnection,
         job: &ClaimedJob,
         channel: Channel,
         result: &Result<dunning_channels::Delivered, SendError>,
         log_line: &dyn Fn(&str),
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.get()?;
         match result {
             Ok(delivered) => {
                 // Usually already recorded inside the send transaction; finishing
                 // again is harmless (same values) and covers a lost commit.
                 queue::finish(
-                    &mut conn,
+                    conn,
                     job,
                     &Final::Sent {
                         provider_message_id: delivered.provider_message_id.clone(),
@@ -516,7 +546,7 @@ impl Worker {
                 log_line("sent");
             }
             Err(SendError::Permanent(e)) => {
-                queue::finish(&mut conn, job, &Final::Failed { error: e.clone() })?;
+                queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 log_line(&format!("failed (permanent: {e})"));
             }
@@ -531,12 +561,12 @@ impl Worker {
                         .copied()
                         .unwrap_or_default();
                     let at = OffsetDateTime::now_utc() + backoff;
-                    queue::retry_later(&mut conn, job, at, e)?;
+                    queue::retry_later(conn, job, at, e)?;
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     log_line(&format!("retry in {}s ({e})", backoff.as_secs()));
                 } else {
                     let error = format!("{e} (after {} attempts)", job.attempts);
-                    queue::finish(&mut conn, job, &Final::Failed { error })?;
+                    queue::finish(conn, job, &Final::Failed { error })?;
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     log_line(&format!("failed (transient, tries exhausted: {e})"));
                 }
@@ -548,8 +578,9 @@ impl Worker {
                     self.cfg.channel_pause
                 };
                 let until = OffsetDateTime::now_utc() + pause;
-                queue::release(&mut conn, job, until)?;
-                let started = queue::pause_channel(&mut conn, channel, until, reason)?;
+                queue::release(conn, job, until)?;
+                let started = queue::pause_channel(conn, channel, until, reason)?;
+                *self.channel_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 self.stats.released.fetch_add(1, Ordering::Relaxed);
                 if started {
                     error!(
@@ -561,13 +592,20 @@ impl Worker {
             }
             Err(other) => {
                 let e = other.to_string();
-                queue::finish(&mut conn, job, &Final::Failed { error: e.clone() })?;
+                queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 log_line(&format!("failed ({e})"));
             }
         }
         Ok(())
     }
+}
+
+/// What one worker thread keeps between jobs.
+#[derive(Default)]
+struct ThreadState {
+    conn: Option<dunning_store::PooledConn>,
+    quota_warned: bool,
 }
 
 enum Step {

@@ -13,7 +13,19 @@ use dunning_worker::{Config, Senders, Worker};
 use log::info;
 
 fn main() -> ExitCode {
+    // `.env` first, so that flags with an `env =` name can be set there too.
+    let dotenv = match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(e) if e.not_found() => Ok(()),
+        Err(e) => Err(format!(
+            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
+        )),
+    };
     let cli = Cli::parse();
+    if let Err(msg) = dotenv {
+        eprintln!("error: {msg}");
+        return ExitCode::from(2);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,11 +46,6 @@ enum Failure {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    match dotenvy::dotenv() {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
-        Err(e) => return Err(Failure::Usage(format!(".env could not be read: {e}"))),
-    }
     let settings = Settings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
     let backoff = cli.backoff_secs().map_err(Failure::Usage)?;
     if !cli.sleep.is_finite() || cli.sleep < 0.0 {
@@ -56,14 +63,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         &settings.stages,
     )
     .map_err(|e| Failure::Usage(e.to_string()))?;
-    let email = dunning_channels::email_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
+    let email =
+        dunning_channels::email_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
     let whatsapp =
         dunning_channels::whatsapp_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
-    let pool = dunning_store::db::pool(url.expose(), cli.concurrency + 2)
+    let pool = dunning_store::db::pool(url.expose(), cli.concurrency * 2 + 2)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     {
         let mut conn = pool.get().map_err(|e| Failure::Runtime(e.to_string()))?;
-        dunning_store::db::ensure_migrated(&mut conn).map_err(|e| Failure::Runtime(e.to_string()))?;
+        dunning_store::db::ensure_migrated(&mut conn)
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -457,22 +457,42 @@ fn whatsapp_pacing_holds_across_two_workers() {
 
 #[test]
 fn monthly_quota_makes_whatsapp_wait() {
-    let s = setup(2);
+    let s = setup(3);
+    // One WhatsApp message already went out this month; the quota is 2.
+    exec(
+        &mut s.db.conn(),
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, sent_at)
+         SELECT id, customer_id, 'T-7', 'whatsapp', DATE 'today' - 4, 'x', 'sent', now()
+         FROM invoices WHERE number = 'INV-000003'",
+    );
+    let cfg = Config {
+        monthly_quota: 2,
+        concurrency: 3,
+        ..Config::for_tests("default")
+    };
+    worker(&s, cfg).run();
+    assert_eq!(s.whatsapp.calls(), 1, "the quota was overrun");
+    assert_eq!(s.email.calls(), 3);
+    let waiting: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "whatsapp" && r.status == "queued")
+        .collect();
+    assert_eq!(waiting.len(), 2);
+    assert!(
+        waiting.iter().all(|r| r.job_attempts == Some(0)),
+        "{waiting:?}"
+    );
+}
+
+#[test]
+fn zero_quota_means_no_limit() {
+    let s = setup(3);
     let cfg = Config {
         monthly_quota: 0,
         ..Config::for_tests("default")
     };
     worker(&s, cfg).run();
-    assert_eq!(s.whatsapp.calls(), 0);
-    assert_eq!(s.email.calls(), 2);
-    let wa: Vec<Row> = rows(&s)
-        .into_iter()
-        .filter(|r| r.channel == "whatsapp")
-        .collect();
-    assert!(
-        wa.iter()
-            .all(|r| r.status == "queued" && r.job_attempts == Some(0))
-    );
+    assert_eq!(s.whatsapp.calls(), 3);
 }
 
 #[test]

@@ -26,7 +26,11 @@ fn count(conn: &mut PgConnection, sql: &str) -> i64 {
 /// email only, phone only, none).
 fn seed(conn: &mut PgConnection, run_date: Date, n: i64) {
     let mixes = [
-        ("both", "'c' || g || '@example.com'", "'0813' || lpad(g::text, 8, '0')"),
+        (
+            "both",
+            "'c' || g || '@example.com'",
+            "'0813' || lpad(g::text, 8, '0')",
+        ),
         ("mail", "'c' || g || '@example.com'", "NULL"),
         ("phone", "NULL", "'0813' || lpad(g::text, 8, '0')"),
         ("none", "NULL", "'  '"),
@@ -85,7 +89,8 @@ fn round(n: i64) {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         let t = &v["totals"];
-        reported_jobs += t["jobs"]["email"].as_i64().unwrap() + t["jobs"]["whatsapp"].as_i64().unwrap();
+        reported_jobs +=
+            t["jobs"]["email"].as_i64().unwrap() + t["jobs"]["whatsapp"].as_i64().unwrap();
         reported_dispatched += t["dispatched"].as_i64().unwrap();
     }
 
@@ -123,7 +128,10 @@ fn round(n: i64) {
     assert_eq!(reported_jobs, jobs, "jobs reported by the {PROCESSES} runs");
     assert_eq!(reported_dispatched, stages * 3 * n, "invoices dispatched");
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM schedule_runs WHERE finished_at IS NOT NULL"),
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM schedule_runs WHERE finished_at IS NOT NULL"
+        ),
         PROCESSES as i64
     );
 
@@ -147,4 +155,28 @@ fn eight_schedulers_at_once_create_each_reminder_once() {
     for n in [50, 300, 1000] {
         round(n);
     }
+}
+
+/// Found by the test above: right after a bulk import (statistics still say "empty")
+/// the planner joined the candidates with the inserted rows by nested loop, and one
+/// run over 16,000 invoices took a minute (quadratic). It must stay linear.
+#[test]
+fn a_run_right_after_a_bulk_import_stays_fast() {
+    let db = TestDatabase::new();
+    let mut conn = db.conn();
+    seed(&mut conn, time::macros::date!(2025 - 11 - 15), 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["--date", "2025-11-15", "--quiet"])
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM jobs"), 16 * 1000);
+    // About 1 s here; the quadratic plan took about 60 s.
+    assert!(took < std::time::Duration::from_secs(15), "one run over 16,000 invoices took {took:?}");
 }

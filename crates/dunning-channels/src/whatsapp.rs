@@ -23,9 +23,9 @@ const BODY_LIMIT: u64 = 64 * 1024;
 /// The shortest timeout used, whatever `FONNTE_TIMEOUT` says.
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
-const FIX_DEVICE: &str = "log in to fonnte.com, open Device and scan the QR code with the WhatsApp phone; the device status must be \"Connected\", then resume the channel";
-const FIX_TOKEN: &str = "check FONNTE_TOKEN: it must be the device token from fonnte.com (Device → Token), not the account token; then resume the channel";
-const FIX_QUOTA: &str = "quota exceeded: upgrade the package at fonnte.com or wait for the monthly reset (Free: 1000 messages/month), then resume the channel";
+const FIX_DEVICE: &str = "log in to fonnte.com, open Device and scan the QR code with the WhatsApp phone; the device status must be \"Connected\", then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
+const FIX_TOKEN: &str = "check FONNTE_TOKEN: it must be the device token from fonnte.com (Device → Token), not the account token; then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
+const FIX_QUOTA: &str = "quota exceeded: upgrade the package at fonnte.com or wait for the monthly reset (Free: 1000 messages/month), then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
 
 /// The state of the Fonnte device behind `FONNTE_TOKEN` (`POST /device`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,12 +364,12 @@ fn classify_reason(reason: &str) -> SendError {
     } else if r.is_empty() {
         SendError::channel_wide(
             "Fonnte refused the message without giving a reason",
-            "check the device and the quota at fonnte.com, then resume the channel",
+            "check the device and the quota at fonnte.com, then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)",
         )
     } else {
         SendError::channel_wide(
             format!("Fonnte refused the message with an unknown reason: {shown}"),
-            "check the device and the quota at fonnte.com and the Fonnte documentation, then resume the channel",
+            "check the device and the quota at fonnte.com and the Fonnte documentation, then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)",
         )
     }
 }

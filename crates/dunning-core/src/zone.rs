@@ -22,7 +22,7 @@ pub const DEFAULT_ZONE: &str = "Asia/Jakarta";
 /// An unsupported or malformed time zone.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unsupported time zone {0:?}: use Asia/Jakarta (WIB), Asia/Makassar (WITA), Asia/Jayapura (WIB), UTC, or a fixed offset such as +07:00"
+    "unsupported time zone {0:?}: use Asia/Jakarta (WIB), Asia/Makassar (WITA), Asia/Jayapura (WIT), UTC, or a fixed offset such as +07:00"
 )]
 pub struct ZoneError(String);
 

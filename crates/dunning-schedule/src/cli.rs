@@ -49,7 +49,7 @@ pub struct RunArgs {
     pub queue: String,
 
     /// Print emoji markers even when stdout is not a terminal.
-    #[arg(long)]
+    #[arg(long, env = "DUNNING_EMOJI")]
     pub emoji: bool,
 
     /// Print only the totals.
@@ -176,6 +176,13 @@ pub enum Command {
         /// Import the valid rows and report the invalid ones (default: all or nothing).
         #[arg(long)]
         skip_invalid: bool,
+    },
+
+    /// End a channel's pause now, after fixing its cause (Fonnte device reconnected,
+    /// token or SMTP login corrected). Without it the pause ends by itself.
+    Resume {
+        /// The channel: email or whatsapp (default: both).
+        channel: Option<String>,
     },
 
     /// Mark invoices paid or void (for operators without a billing application).

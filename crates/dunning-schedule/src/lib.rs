@@ -40,6 +40,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         None => run::run(&settings, &cli.run),
         Some(Command::Run(args)) => run::run(&settings, &args),
         Some(Command::Migrate) => migrate::migrate(&settings),
+        Some(Command::Resume { channel }) => migrate::resume(&settings, channel.as_deref()),
         Some(other) => commands::dispatch(&settings, other),
     }
 }

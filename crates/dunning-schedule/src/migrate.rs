@@ -1,4 +1,4 @@
-//! `dunning-schedule migrate`.
+//! `dunning-schedule migrate` and `resume`: small maintenance commands.
 
 use dunning_core::Settings;
 
@@ -15,6 +15,25 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
             println!("Applied migration {name}");
         }
         println!("{} migration(s) applied.", applied.len());
+    }
+    Ok(())
+}
+
+/// Ends the pause of one channel (or both) and says what the pause was for.
+pub fn resume(settings: &Settings, channel: Option<&str>) -> anyhow::Result<()> {
+    let channels: Vec<dunning_core::Channel> = match channel {
+        None => dunning_core::Channel::ALL.to_vec(),
+        Some(c) => vec![
+            c.parse()
+                .map_err(|e: dunning_core::channel::ChannelError| app::UsageError(e.to_string()))?,
+        ],
+    };
+    let mut conn = app::connect_migrated(settings)?;
+    for c in channels {
+        match dunning_store::queue::resume_channel(&mut conn, c)? {
+            Some(reason) => println!("{c}: resumed (it was paused: {reason})"),
+            None => println!("{c}: was not paused"),
+        }
     }
     Ok(())
 }

@@ -509,3 +509,32 @@ fn dotenv_in_the_working_directory_sets_variables_and_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(".env"));
 }
+
+#[test]
+fn resume_ends_a_channel_pause() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    exec(
+        &mut c,
+        "UPDATE channel_state SET paused_until = now() + interval '5 minutes',
+                pause_reason = 'request invalid on disconnected device' WHERE channel = 'whatsapp'",
+    );
+    let out = ok(&schedule(&db, &["resume", "whatsapp"]));
+    assert!(
+        out.contains("whatsapp: resumed (it was paused: request invalid on disconnected device)"),
+        "{out}"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM channel_state WHERE paused_until > now()"
+        ),
+        0
+    );
+    let out = ok(&schedule(&db, &["resume"]));
+    assert!(
+        out.contains("email: was not paused") && out.contains("whatsapp: was not paused"),
+        "{out}"
+    );
+    assert_eq!(schedule(&db, &["resume", "sms"]).status.code(), Some(2));
+}

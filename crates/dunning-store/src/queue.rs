@@ -453,6 +453,26 @@ pub fn pause_channel(
     Ok(n > 0)
 }
 
+/// Ends a channel's pause now (the operator fixed the cause). Returns the reason
+/// the channel was paused for, or `None` when it was not paused.
+pub fn resume_channel(conn: &mut PgConnection, channel: Channel) -> Result<Option<String>> {
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = Nullable<Text>)]
+        reason: Option<String>,
+    }
+    let r: Option<R> = diesel::sql_query(
+        "UPDATE channel_state c SET paused_until = NULL, updated_at = now()
+         FROM (SELECT channel, pause_reason FROM channel_state WHERE channel = $1 FOR UPDATE) old
+         WHERE c.channel = old.channel AND c.paused_until > now()
+         RETURNING old.pause_reason AS reason",
+    )
+    .bind::<Text, _>(channel.as_str())
+    .get_result(conn)
+    .optional()?;
+    Ok(r.map(|r| r.reason.unwrap_or_default()))
+}
+
 /// Registers or refreshes a worker's heartbeat.
 pub fn heartbeat(
     conn: &mut PgConnection,

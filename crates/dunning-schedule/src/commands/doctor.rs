@@ -18,7 +18,7 @@ const STUCK_AFTER_SECS: i64 = 10 * 60;
 /// How far back missed scheduler runs are looked for.
 const MISSED_WINDOW_DAYS: u32 = 7;
 
-const FIX_CRON: &str = "schedule `dunning-schedule` daily at 08:00: Linux crontab `0 8 * * * cd /path/to/dunning && dunning-schedule >> /var/log/dunning-schedule.log 2>&1`; Windows Task Scheduler: Daily, 08:00, Start a program `dunning-schedule.exe`, Start in the folder with .env";
+const FIX_CRON: &str = "schedule `dunning-schedule` daily at 08:00 local time: install cron/crontab (it checks the hour in WIB, so a UTC server is fine) or the systemd timer systemd/dunning-schedule.timer; Windows: import windows/dunning-schedule.xml with `schtasks /Create /XML` (see docs/panduan.md)";
 const FIX_WORKER: &str = "start the worker: `dunning-worker` (it must keep running); for production run it under supervisor or systemd (see supervisor/ and systemd/), e.g. supervisor with autostart=true, autorestart=true, numprocs=2";
 const FIX_DEVICE: &str = "login ke fonnte.com, pastikan device sudah di-scan QR code, status device harus \"Connected\" (log in to fonnte.com, scan the QR code with the WhatsApp phone; the device must show \"Connected\")";
 const FIX_QUOTA: &str = "upgrade paket Fonnte atau tunggu reset bulanan (upgrade the Fonnte package or wait for the monthly reset; Free: 1000 messages/month), then set FONNTE_MONTHLY_QUOTA to the package's limit";

@@ -73,7 +73,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
         },
-        Command::Run(_) | Command::Migrate => {
+        Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")
         }
     }

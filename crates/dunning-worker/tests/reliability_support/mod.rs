@@ -483,14 +483,33 @@ pub struct ChaosSummary {
 impl ChaosSummary {
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let row = |s: &mut String, k: &str, v: String| s.push_str(&format!("| {k:<28} | {v:>12} |\n"));
-        s.push_str(&format!("| {:<28} | {:>12} |\n|{}|{}|\n", "metric", "value", "-".repeat(30), "-".repeat(14)));
+        let row =
+            |s: &mut String, k: &str, v: String| s.push_str(&format!("| {k:<28} | {v:>12} |\n"));
+        s.push_str(&format!(
+            "| {:<28} | {:>12} |\n|{}|{}|\n",
+            "metric",
+            "value",
+            "-".repeat(30),
+            "-".repeat(14)
+        ));
         row(&mut s, "jobs", self.jobs.to_string());
-        row(&mut s, "kills (SIGKILL)", format!("{} ({} mid-drain)", self.kills, self.kills_mid_drain));
-        row(&mut s, "database restarts", format!("{} ({} mid-drain)", self.restarts, self.restarts_mid_drain));
+        row(
+            &mut s,
+            "kills (SIGKILL)",
+            format!("{} ({} mid-drain)", self.kills, self.kills_mid_drain),
+        );
+        row(
+            &mut s,
+            "database restarts",
+            format!("{} ({} mid-drain)", self.restarts, self.restarts_mid_drain),
+        );
         row(&mut s, "sent", self.sent.to_string());
         row(&mut s, "skipped", self.skipped.to_string());
-        row(&mut s, "failed", self.failed_by_reason.values().sum::<i64>().to_string());
+        row(
+            &mut s,
+            "failed",
+            self.failed_by_reason.values().sum::<i64>().to_string(),
+        );
         for (reason, n) in &self.failed_by_reason {
             let short: String = reason.chars().take(26).collect();
             row(&mut s, &format!("  failed: {short}"), n.to_string());
@@ -498,9 +517,17 @@ impl ChaosSummary {
         row(&mut s, "lost", self.lost.to_string());
         row(&mut s, "duplicates", self.duplicates.to_string());
         row(&mut s, "deliveries observed", self.deliveries.to_string());
-        row(&mut s, "'database unavailable' logs", self.log_lines_db_unavailable.to_string());
+        row(
+            &mut s,
+            "'database unavailable' logs",
+            self.log_lines_db_unavailable.to_string(),
+        );
         row(&mut s, "worker panics", self.panics.to_string());
-        row(&mut s, "elapsed", format!("{:.1}s", self.elapsed.as_secs_f64()));
+        row(
+            &mut s,
+            "elapsed",
+            format!("{:.1}s", self.elapsed.as_secs_f64()),
+        );
         s
     }
 }
@@ -510,7 +537,10 @@ impl ChaosSummary {
 /// the database `plan.restarts` times (needs `cluster`) at random moments while the
 /// queue drains, restarts killed workers at once, and accounts for every message.
 pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> ChaosSummary {
-    assert!(plan.restarts == 0 || cluster.is_some(), "restarts need a private cluster");
+    assert!(
+        plan.restarts == 0 || cluster.is_some(),
+        "restarts need a private cluster"
+    );
     let mut rng = Rng::from_env_or_time(plan.seed_var);
     let mut conn = PgConnection::establish(url).expect("connect");
     seed(&mut conn, plan.invoices);
@@ -524,7 +554,14 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
     let logs = tempfile::tempdir().unwrap();
     let env = WorkerEnv::new(url, &fonnte, outbox.path());
     let retry_after = plan.retry_after.to_string();
-    let args: Vec<&str> = vec!["--retry-after", &retry_after, "--backoff", "0", "--sleep", "0.1"];
+    let args: Vec<&str> = vec![
+        "--retry-after",
+        &retry_after,
+        "--backoff",
+        "0",
+        "--sleep",
+        "0.1",
+    ];
     let mut spawned = 0usize;
     let mut spawn = |env: &WorkerEnv| {
         spawned += 1;
@@ -576,7 +613,10 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
             let i = rng.range(0, workers.len() as u64) as usize;
             workers[i].kill().expect("SIGKILL");
             let status = workers[i].wait().unwrap();
-            assert!(status.code().is_none(), "worker was killed by a signal: {status:?}");
+            assert!(
+                status.code().is_none(),
+                "worker was killed by a signal: {status:?}"
+            );
             summary.kills += 1;
             summary.kills_mid_drain += usize::from(mid);
             workers[i] = spawn(&env);
@@ -601,7 +641,9 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
         // A worker that exited on its own is a bug: restart it but remember.
         for w in workers.iter_mut() {
             if let Some(s) = w.try_wait().unwrap() {
-                summary.nonzero_exits.push(format!("worker exited by itself: {s:?}"));
+                summary
+                    .nonzero_exits
+                    .push(format!("worker exited by itself: {s:?}"));
                 *w = spawn(&env);
             }
         }
@@ -625,7 +667,11 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
     summary.lost += jobs_left;
     let mut per_key: HashMap<(String, &'static str), usize> = HashMap::new();
     for r in &rows {
-        let ch: &'static str = if r.channel == "email" { "email" } else { "whatsapp" };
+        let ch: &'static str = if r.channel == "email" {
+            "email"
+        } else {
+            "whatsapp"
+        };
         *per_key.entry((r.number.clone(), ch)).or_default() += 1;
         let got = seen.get(&(r.number.clone(), ch)).copied().unwrap_or(0) as i64;
         match r.status.as_str() {
@@ -638,7 +684,12 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
             }
             "failed" => {
                 let reason = r.error.clone().unwrap_or_default();
-                let reason = reason.split([':', '(']).next().unwrap_or("").trim().to_owned();
+                let reason = reason
+                    .split([':', '('])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
                 *summary.failed_by_reason.entry(reason).or_default() += 1;
                 summary.duplicates += got;
             }
@@ -666,3 +717,4 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
     }
     summary
 }
+pub mod smtp;

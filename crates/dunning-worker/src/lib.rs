@@ -393,6 +393,19 @@ impl Worker {
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         };
+        // A "will be due on …" reminder that waited past the due date (quota, a long
+        // pause, a late retry) would now be wrong: drop it; the overdue stage follows.
+        let today = self.cfg.zone.date_at(OffsetDateTime::now_utc());
+        if stage.offset_days() <= 0 && d.due_date < today {
+            let reason = format!(
+                "stale: the due date {} passed before this {} reminder could be sent",
+                d.due_date, d.stage
+            );
+            queue::finish(conn, job, &Final::Skipped { reason })?;
+            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            log_line("skipped (stale)");
+            return Ok(());
+        }
         let Some(recipient) = d.recipient.clone() else {
             let reason = format!("customer has no {} contact", channel);
             queue::finish(conn, job, &Final::Skipped { reason })?;

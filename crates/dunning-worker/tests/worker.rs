@@ -319,6 +319,28 @@ fn invoice_paid_after_enqueue_is_not_reminded() {
 }
 
 #[test]
+fn a_before_due_reminder_that_waited_past_the_due_date_is_dropped() {
+    let s = setup(1);
+    // The T-3 jobs waited (quota, pause) and the invoice is now past due.
+    exec(
+        &mut s.db.conn(),
+        "UPDATE invoices SET due_date = DATE 'today' - 5",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
+    for r in rows(&s) {
+        assert_eq!(r.status, "skipped");
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap()
+                .starts_with("stale: the due date"),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
 fn a_channel_already_reminded_today_is_not_reminded_again() {
     let s = setup(1);
     // Another stage's reminder went out on WhatsApp earlier today (e.g. `retry`).

@@ -27,7 +27,11 @@ fn database_restarts_mid_drain_lose_nothing_and_send_nothing_twice() {
     let s = chaos(&url, Some(&cluster), &plan);
     eprintln!("{}", s.table());
     assert_eq!(s.restarts, 2);
-    assert!(s.restarts_mid_drain >= 1, "no restart hit a draining queue:\n{}", s.table());
+    assert!(
+        s.restarts_mid_drain >= 1,
+        "no restart hit a draining queue:\n{}",
+        s.table()
+    );
     assert_eq!(s.lost, 0, "jobs lost:\n{}", s.table());
     assert_eq!(s.duplicates, 0, "messages sent twice:\n{}", s.table());
     assert!(s.failed_by_reason.is_empty(), "failures:\n{}", s.table());

@@ -18,14 +18,27 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         any::<bool>().prop_map(serde_json::Value::Bool),
         any::<i64>().prop_map(|n| serde_json::json!(n)),
         "\\PC{0,20}".prop_map(serde_json::Value::String),
-        prop_oneof![Just("true"), Just("false"), Just(" False "), Just("1"), Just("0")]
-            .prop_map(|s| serde_json::Value::String(s.into())),
+        prop_oneof![
+            Just("true"),
+            Just("false"),
+            Just(" False "),
+            Just("1"),
+            Just("0")
+        ]
+        .prop_map(|s| serde_json::Value::String(s.into())),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
             proptest::collection::btree_map(
-                prop_oneof![Just("status".to_owned()), Just("Status".to_owned()), Just("reason".to_owned()), Just("id".to_owned()), Just("detail".to_owned()), "[a-z]{1,6}"],
+                prop_oneof![
+                    Just("status".to_owned()),
+                    Just("Status".to_owned()),
+                    Just("reason".to_owned()),
+                    Just("id".to_owned()),
+                    Just("detail".to_owned()),
+                    "[a-z]{1,6}"
+                ],
                 inner,
                 0..5
             )

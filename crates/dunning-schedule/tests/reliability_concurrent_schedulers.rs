@@ -175,8 +175,18 @@ fn a_run_right_after_a_bulk_import_stays_fast() {
         .output()
         .unwrap();
     let took = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM jobs"), 16 * 1000);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM jobs"),
+        16 * 1000
+    );
     // About 1 s here; the quadratic plan took about 60 s.
-    assert!(took < std::time::Duration::from_secs(15), "one run over 16,000 invoices took {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "one run over 16,000 invoices took {took:?}"
+    );
 }

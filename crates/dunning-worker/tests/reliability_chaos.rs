@@ -12,7 +12,10 @@ use reliability_support::{ChaosPlan, PrivateCluster, chaos};
 fn var(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -36,7 +39,10 @@ fn chaos_soak() {
     assert_eq!(s.lost, 0, "jobs lost");
     assert!(s.duplicates <= s.kills as i64, "more duplicates than kills");
     for reason in s.failed_by_reason.keys() {
-        assert!(reason.starts_with("gave up"), "unexpected failure {reason:?}");
+        assert!(
+            reason.starts_with("gave up"),
+            "unexpected failure {reason:?}"
+        );
     }
     assert_eq!(s.panics, 0, "a worker panicked");
     assert!(s.nonzero_exits.is_empty(), "{:?}", s.nonzero_exits);

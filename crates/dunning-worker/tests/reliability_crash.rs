@@ -40,7 +40,11 @@ fn sigkilled_workers_lose_nothing_and_duplicate_at_most_one_send_per_kill() {
     );
     // The only acceptable failure is a job whose worker died holding every try.
     for reason in s.failed_by_reason.keys() {
-        assert!(reason.starts_with("gave up"), "unexpected failure {reason:?}:\n{}", s.table());
+        assert!(
+            reason.starts_with("gave up"),
+            "unexpected failure {reason:?}:\n{}",
+            s.table()
+        );
     }
     assert_eq!(s.panics, 0, "a worker panicked:\n{}", s.table());
     assert!(s.nonzero_exits.is_empty(), "{:?}", s.nonzero_exits);

@@ -32,7 +32,16 @@ fn no_reminder_after_the_payment_committed() {
     let outbox = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let env = WorkerEnv::new(db.url(), &fonnte, outbox.path());
-    let args = ["--retry-after", "5", "--backoff", "1", "--tries", "5", "--sleep", "0.05"];
+    let args = [
+        "--retry-after",
+        "5",
+        "--backoff",
+        "1",
+        "--tries",
+        "5",
+        "--sleep",
+        "0.05",
+    ];
     let mut workers: Vec<_> = (0..3)
         .map(|i| env.spawn(&args, &logs.path().join(format!("w{i}.log"))))
         .collect();
@@ -81,15 +90,23 @@ fn no_reminder_after_the_payment_committed() {
             ));
         }
     }
-    assert!(late.is_empty(), "reminders after the payment committed: {late:?}");
+    assert!(
+        late.is_empty(),
+        "reminders after the payment committed: {late:?}"
+    );
 
     // The ledger agrees: a paid invoice's rows are sent (before the payment) or
     // skipped because it is paid; unpaid invoices got everything.
     let rows = ledger(&mut conn);
-    let paid: std::collections::HashSet<String> = at_payment.keys().map(|id| invoice_of(*id)).collect();
+    let paid: std::collections::HashSet<String> =
+        at_payment.keys().map(|id| invoice_of(*id)).collect();
     let (mut skipped_paid, mut skipped_while_retrying) = (0, 0);
     for r in &rows {
-        let ch: &'static str = if r.channel == "email" { "email" } else { "whatsapp" };
+        let ch: &'static str = if r.channel == "email" {
+            "email"
+        } else {
+            "whatsapp"
+        };
         let got = seen.get(&(r.number.clone(), ch)).copied().unwrap_or(0);
         if paid.contains(&r.number) {
             match r.status.as_str() {
@@ -114,5 +131,8 @@ fn no_reminder_after_the_payment_committed() {
         "paid {} invoices mid-drain: {skipped_paid} reminders stopped ({skipped_while_retrying} while waiting for a retry)",
         paid.len()
     );
-    assert!(skipped_paid > 0, "no payment raced a queued reminder; the test proved nothing");
+    assert!(
+        skipped_paid > 0,
+        "no payment raced a queued reminder; the test proved nothing"
+    );
 }

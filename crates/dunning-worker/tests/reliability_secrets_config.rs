@@ -46,11 +46,27 @@ fn no_secret_in_logs_errors_ledger_or_outbox() {
     fonnte.always(Some(Reply::reason("token invalid")));
     let (_, log2) = env.run(WORKER, &["--once", "--tries", "2", "--backoff", "0"]);
     log.push_str(&log2);
-    assert!(log.contains("DEBUG") || log.contains("debug"), "RUST_LOG=debug had no effect");
+    assert!(
+        log.contains("DEBUG") || log.contains("debug"),
+        "RUST_LOG=debug had no effect"
+    );
 
     // The secrets really were used.
-    assert!(smtp.log.lock().unwrap().auth.iter().any(|a| a.contains(PASSWORD)), "no SMTP login happened");
-    assert!(fonnte.sent().iter().any(|r| r.header("authorization") == Some(TOKEN)));
+    assert!(
+        smtp.log
+            .lock()
+            .unwrap()
+            .auth
+            .iter()
+            .any(|a| a.contains(PASSWORD)),
+        "no SMTP login happened"
+    );
+    assert!(
+        fonnte
+            .sent()
+            .iter()
+            .any(|r| r.header("authorization") == Some(TOKEN))
+    );
 
     for secret in [PASSWORD, TOKEN] {
         assert!(!log.contains(secret), "secret in the worker's log output");
@@ -62,21 +78,34 @@ fn no_secret_in_logs_errors_ledger_or_outbox() {
         )
         .load(&mut conn)
         .unwrap();
-        assert!(dump.iter().all(|r| !r.t.contains(secret)), "secret in the ledger");
+        assert!(
+            dump.iter().all(|r| !r.t.contains(secret)),
+            "secret in the ledger"
+        );
         for entry in walk(outbox.path()) {
             let bytes = std::fs::read(&entry).unwrap();
-            assert!(!String::from_utf8_lossy(&bytes).contains(secret), "secret in {}", entry.display());
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "secret in {}",
+                entry.display()
+            );
         }
     }
     // The error paths did run.
-    let failed = count(&mut conn, "SELECT count(*) AS n FROM notifications WHERE status = 'failed'");
+    let failed = count(
+        &mut conn,
+        "SELECT count(*) AS n FROM notifications WHERE status = 'failed'",
+    );
     assert!(failed >= 1, "{log}");
     assert!(log.contains("paused"), "{log}");
 }
 
 fn seed_more(conn: &mut PgConnection) {
     exec(conn, "UPDATE channel_state SET paused_until = NULL");
-    exec(conn, "INSERT INTO customers (name, phone) VALUES ('Late', '081299990000')");
+    exec(
+        conn,
+        "INSERT INTO customers (name, phone) VALUES ('Late', '081299990000')",
+    );
     exec(
         conn,
         "INSERT INTO invoices (number, customer_id, amount, due_date)
@@ -88,7 +117,10 @@ fn seed_more(conn: &mut PgConnection) {
     )
     .execute(conn)
     .unwrap();
-    exec(conn, "INSERT INTO jobs (notification_id, channel) SELECT max(id), 'whatsapp' FROM notifications");
+    exec(
+        conn,
+        "INSERT INTO jobs (notification_id, channel) SELECT max(id), 'whatsapp' FROM notifications",
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -126,7 +158,10 @@ fn bad_configuration_names_the_variable_and_exits_2() {
         ("--sleep", None, &["--sleep=-1"]),
     ];
     for (var, value, args) in cases {
-        let mut env = WorkerEnv { vars: base.vars.clone(), dir: base.dir.clone() };
+        let mut env = WorkerEnv {
+            vars: base.vars.clone(),
+            dir: base.dir.clone(),
+        };
         if !var.starts_with("--") {
             match value {
                 Some(v) => env.set(var, v),
@@ -139,7 +174,10 @@ fn bad_configuration_names_the_variable_and_exits_2() {
         assert!(!out.contains("panicked"), "{var}: {out}");
     }
     // MAIL_MAILER=smtp without MAIL_HOST.
-    let mut env = WorkerEnv { vars: base.vars.clone(), dir: base.dir.clone() };
+    let mut env = WorkerEnv {
+        vars: base.vars.clone(),
+        dir: base.dir.clone(),
+    };
     env.set("MAIL_MAILER", "smtp");
     let (status, out) = env.run(WORKER, &[]);
     assert_eq!(status.code(), Some(2), "{out}");
@@ -150,15 +188,25 @@ fn bad_configuration_names_the_variable_and_exits_2() {
 fn an_unreachable_database_exits_1_with_one_line_and_no_secret() {
     let fonnte = FonnteFake::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("postgres://dunning:Db-Pa55-KNOWN@127.0.0.1:{}/dunning", free_port());
+    let url = format!(
+        "postgres://dunning:Db-Pa55-KNOWN@127.0.0.1:{}/dunning",
+        free_port()
+    );
     let env = WorkerEnv::new(&url, &fonnte, dir.path());
     let started = std::time::Instant::now();
     let (status, out) = env.run(WORKER, &[]);
     assert_eq!(status.code(), Some(1), "{out}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
     let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line expected:\n{out}");
     assert!(lines[0].contains("127.0.0.1"), "{out}");
     assert!(!out.contains("Db-Pa55-KNOWN"), "password shown: {out}");
-    assert!(!out.contains("panicked") && !out.to_lowercase().contains("backtrace"), "{out}");
+    assert!(
+        !out.contains("panicked") && !out.to_lowercase().contains("backtrace"),
+        "{out}"
+    );
 }

@@ -72,7 +72,9 @@ fn b64decode(s: &str) -> String {
     let mut out = Vec::new();
     let (mut buf, mut bits) = (0u32, 0);
     for c in s.trim().bytes() {
-        let Some(v) = T.iter().position(|&t| t == c) else { continue };
+        let Some(v) = T.iter().position(|&t| t == c) else {
+            continue;
+        };
         buf = (buf << 6) | v as u32;
         bits += 6;
         if bits >= 8 {
@@ -99,7 +101,9 @@ fn serve(stream: TcpStream, log: &Mutex<Log>) -> std::io::Result<()> {
         log.lock().unwrap().commands.push(cmd.clone());
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
-            w.write_all(b"250-scripted\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")?;
+            w.write_all(
+                b"250-scripted\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            )?;
         } else if upper.starts_with("HELO") {
             w.write_all(b"250 scripted\r\n")?;
         } else if upper.starts_with("AUTH PLAIN") {
@@ -121,13 +125,22 @@ fn serve(stream: TcpStream, log: &Mutex<Log>) -> std::io::Result<()> {
             w.write_all(b"334 UGFzc3dvcmQ6\r\n")?;
             let mut p = String::new();
             r.read_line(&mut p)?;
-            log.lock().unwrap().auth.push(format!("{}\0{}", b64decode(&u), b64decode(&p)));
+            log.lock()
+                .unwrap()
+                .auth
+                .push(format!("{}\0{}", b64decode(&u), b64decode(&p)));
             w.write_all(b"235 2.7.0 ok\r\n")?;
         } else if upper.starts_with("MAIL FROM") {
             rcpts.clear();
             w.write_all(b"250 ok\r\n")?;
         } else if upper.starts_with("RCPT TO") {
-            let addr = cmd[8..].trim().trim_start_matches('<').split('>').next().unwrap_or("").to_owned();
+            let addr = cmd[8..]
+                .trim()
+                .trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or("")
+                .to_owned();
             if addr.starts_with("rcpt421@") {
                 w.write_all(b"421 4.3.2 service shutting down\r\n")?;
                 return Ok(());

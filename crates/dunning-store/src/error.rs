@@ -33,7 +33,9 @@ impl StoreError {
             StoreError::Connect { .. } | StoreError::Pool(_) => true,
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
             // libpq could not even send the query ("no connection to the server").
-            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => true,
+            StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => {
+                true
+            }
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
                 let m = info.message();
                 m.contains("terminating connection")

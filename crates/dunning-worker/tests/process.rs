@@ -20,7 +20,7 @@ fn bin(db: &TestDatabase, outbox: &std::path::Path) -> Command {
 fn sigterm_exits_cleanly() {
     let db = TestDatabase::new();
     let outbox = tempfile::tempdir().unwrap();
-    let mut child = bin(&db, outbox.path())
+    let child = bin(&db, outbox.path())
         .args(["--sleep", "0.2"])
         .stderr(Stdio::piped())
         .spawn()

@@ -1,0 +1,2 @@
+// scripts/bench: the graphile-worker peer's job; does nothing.
+module.exports = async () => {};

@@ -19,8 +19,8 @@ use dunning_core::{Channel, Stage};
 
 use crate::Result;
 
-/// A job this worker holds.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+/// A job this worker holds, with everything needed to send it.
+#[derive(Debug, Clone, QueryableByName)]
 pub struct ClaimedJob {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -31,6 +31,9 @@ pub struct ClaimedJob {
     /// Attempts including this one.
     #[diesel(sql_type = Integer)]
     pub attempts: i32,
+    /// The ledger row with its invoice and customer, read by the claim itself.
+    #[diesel(embed)]
+    pub delivery: Delivery,
 }
 
 impl ClaimedJob {
@@ -40,19 +43,34 @@ impl ClaimedJob {
     }
 }
 
+/// Reserves the oldest ready job and returns it with its ledger row, invoice and
+/// customer: one round trip. The customer's *current* contact is used, so a phone
+/// number corrected after scheduling is used on a retry.
 const CLAIM: &str = "
-UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
-WHERE id = (
-    SELECT id FROM jobs
-    WHERE queue = $1
-      AND available_at <= now()
-      AND (reserved_at IS NULL OR reserved_at < now() - make_interval(secs => $3))
-      AND channel = ANY($4)
-    ORDER BY available_at, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+WITH claimed AS (
+    UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
+    WHERE id = (
+        SELECT id FROM jobs
+        WHERE queue = $1
+          AND available_at <= now()
+          AND (reserved_at IS NULL OR reserved_at < now() - make_interval(secs => $3))
+          AND channel = ANY($4)
+        ORDER BY available_at, id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, notification_id, channel, attempts
 )
-RETURNING id, notification_id, channel, attempts";
+SELECT c.id, c.notification_id, c.channel, c.attempts,
+       i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
+       cu.name AS customer_name, n.stage,
+       COALESCE(CASE c.channel WHEN 'email' THEN NULLIF(btrim(cu.email), '')
+                               ELSE NULLIF(btrim(cu.phone), '') END, n.recipient) AS recipient,
+       n.status, n.run_date
+FROM claimed c
+JOIN notifications n ON n.id = c.notification_id
+JOIN invoices i ON i.id = n.invoice_id
+JOIN customers cu ON cu.id = i.customer_id";
 
 /// Limits that apply to WhatsApp claims, shared by all workers.
 #[derive(Debug, Clone, Copy)]
@@ -65,28 +83,35 @@ pub struct WhatsAppLimits {
     pub month: (OffsetDateTime, OffsetDateTime),
 }
 
-/// What a claim found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// A job, reserved for this worker.
-    Job(ClaimedJob),
-    /// Nothing is ready on the allowed channels.
-    Empty,
-    /// WhatsApp jobs are ready but must wait for the shared send slot.
-    Paced,
-    /// WhatsApp jobs are ready but this month's quota is used up.
-    QuotaReached { used: i64 },
+/// Why ready WhatsApp jobs were held back by a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// The shared send slot is taken until `next_send_at`.
+    Paced { next_send_at: OffsetDateTime },
+    /// This month's quota is used up (`used` sent or in flight).
+    Quota { used: i64 },
 }
 
-/// Claims the oldest ready job of `queue` on one of `channels`.
+/// What a claim found.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The job reserved for this worker, if any was ready.
+    pub job: Option<ClaimedJob>,
+    /// Set when a ready WhatsApp job had to wait (another channel's job may still
+    /// have been claimed).
+    pub whatsapp_held: Option<Held>,
+}
+
+/// Claims the oldest ready job of `queue` on one of `channels`, in one statement.
 ///
-/// Email jobs are claimed with one statement. A WhatsApp job is only handed out
-/// together with the shared send slot (`channel_state.next_send_at` moves
-/// `min_interval` ahead) and only while this month's sent plus in-flight WhatsApp
-/// messages stay under the quota. The slot row's lock serialises WhatsApp claims
-/// across all workers, so neither pacing nor quota can be overrun by a race; a
-/// claim that loses the slot is rolled back and retried without WhatsApp. Nobody
-/// sleeps while holding a job.
+/// A WhatsApp job must also get the shared send slot (`channel_state.next_send_at`
+/// moves `min_interval` ahead) and fit in this month's quota (sent plus in flight).
+/// That check runs in a short transaction of its own *after* the claim committed,
+/// holding the slot row's lock while it counts, so concurrent workers see each
+/// other's claims and can overrun neither pacing nor quota. A WhatsApp job that does
+/// not get through is handed back untouched (its attempt is not counted) and the
+/// claim is retried without WhatsApp. With no pacing and no quota the check is
+/// skipped. Nobody sleeps while holding a job.
 pub fn claim(
     conn: &mut PgConnection,
     queue: &str,
@@ -96,68 +121,104 @@ pub fn claim(
     wa: &WhatsAppLimits,
 ) -> Result<Claim> {
     let mut allowed: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    let mut held_back: Option<Claim> = None;
+    let mut held: Option<Held> = None;
     loop {
         if allowed.is_empty() {
-            return Ok(held_back.unwrap_or(Claim::Empty));
-        }
-        if !allowed.contains(&"whatsapp") {
-            let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
-                .bind::<Text, _>(queue)
-                .bind::<Text, _>(worker)
-                .bind::<Double, _>(retry_after.as_secs_f64())
-                .bind::<Array<Text>, _>(&allowed)
-                .get_result(conn)
-                .optional()?;
-            return Ok(match job {
-                Some(job) => Claim::Job(job),
-                None => held_back.unwrap_or(Claim::Empty),
+            return Ok(Claim {
+                job: None,
+                whatsapp_held: held,
             });
         }
-        let res = conn.transaction::<Option<ClaimedJob>, ClaimError, _>(|conn| {
-            let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
-                .bind::<Text, _>(queue)
-                .bind::<Text, _>(worker)
-                .bind::<Double, _>(retry_after.as_secs_f64())
-                .bind::<Array<Text>, _>(&allowed)
-                .get_result(conn)
-                .optional()?;
-            if let Some(job) = &job {
-                if job.channel == "whatsapp" {
-                    let took = diesel::sql_query(
-                        "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
-                         WHERE channel = 'whatsapp' AND next_send_at <= now()",
-                    )
-                    .bind::<Double, _>(wa.min_interval.as_secs_f64())
-                    .execute(conn)?;
-                    if took == 0 {
-                        return Err(ClaimError::SlotTaken);
-                    }
-                    if let Some(quota) = wa.monthly_quota {
-                        // Sent this month plus in flight elsewhere (this job excluded).
-                        let used = whatsapp_used(conn, wa.month, job.id)?;
-                        if used >= i64::from(quota) {
-                            return Err(ClaimError::Quota(used));
-                        }
-                    }
-                }
+        let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
+            .bind::<Text, _>(queue)
+            .bind::<Text, _>(worker)
+            .bind::<Double, _>(retry_after.as_secs_f64())
+            .bind::<Array<Text>, _>(&allowed)
+            .get_result(conn)
+            .optional()?;
+        let Some(job) = job else {
+            return Ok(Claim {
+                job: None,
+                whatsapp_held: held,
+            });
+        };
+        let gated =
+            job.channel == "whatsapp" && !(wa.min_interval.is_zero() && wa.monthly_quota.is_none());
+        if !gated {
+            return Ok(Claim {
+                job: Some(job),
+                whatsapp_held: held,
+            });
+        }
+        match whatsapp_gate(conn, wa, job.id)? {
+            None => {
+                return Ok(Claim {
+                    job: Some(job),
+                    whatsapp_held: held,
+                });
             }
-            Ok(job)
-        });
-        match res {
-            Ok(Some(job)) => return Ok(Claim::Job(job)),
-            Ok(None) => return Ok(held_back.unwrap_or(Claim::Empty)),
-            Err(ClaimError::SlotTaken) => {
-                held_back = Some(Claim::Paced);
+            Some(why) => {
+                unclaim(conn, job.id)?;
+                held = Some(why);
                 allowed.retain(|c| *c != "whatsapp");
             }
-            Err(ClaimError::Quota(used)) => {
-                held_back = Some(Claim::QuotaReached { used });
-                allowed.retain(|c| *c != "whatsapp");
-            }
-            Err(ClaimError::Db(e)) => return Err(e.into()),
         }
     }
+}
+
+/// Takes the WhatsApp send slot and checks the quota, atomically (see [`claim`]).
+/// `None`: the job may go; `Some`: why it must wait.
+fn whatsapp_gate(
+    conn: &mut PgConnection,
+    wa: &WhatsAppLimits,
+    job_id: i64,
+) -> Result<Option<Held>> {
+    #[derive(QueryableByName)]
+    struct Slot {
+        #[diesel(sql_type = Timestamptz)]
+        next_send_at: OffsetDateTime,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        free: bool,
+    }
+    let gate = conn.transaction::<Option<Held>, diesel::result::Error, _>(|conn| {
+        // Lock the slot row: WhatsApp claims are serialised from here to commit.
+        let slot: Slot = diesel::sql_query(
+            "SELECT GREATEST(next_send_at, now()) AS next_send_at, next_send_at <= now() AS free
+             FROM channel_state WHERE channel = 'whatsapp' FOR UPDATE",
+        )
+        .get_result(conn)?;
+        if !slot.free {
+            return Ok(Some(Held::Paced {
+                next_send_at: slot.next_send_at,
+            }));
+        }
+        if let Some(quota) = wa.monthly_quota {
+            // A new statement after taking the lock: sees every claim committed so far.
+            let used = whatsapp_used(conn, wa.month, job_id)?;
+            if used >= i64::from(quota) {
+                return Ok(Some(Held::Quota { used }));
+            }
+        }
+        diesel::sql_query(
+            "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
+             WHERE channel = 'whatsapp'",
+        )
+        .bind::<Double, _>(wa.min_interval.as_secs_f64())
+        .execute(conn)?;
+        Ok(None)
+    })?;
+    Ok(gate)
+}
+
+/// Hands a job back as if it had never been claimed.
+fn unclaim(conn: &mut PgConnection, job_id: i64) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, attempts = GREATEST(attempts - 1, 0)
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(job_id)
+    .execute(conn)?;
+    Ok(())
 }
 
 /// WhatsApp messages that count against this month's quota: sent in the month, plus
@@ -183,18 +244,6 @@ fn whatsapp_used(
     .bind::<BigInt, _>(except_job)
     .get_result(conn)?;
     Ok(n.n)
-}
-
-enum ClaimError {
-    SlotTaken,
-    Quota(i64),
-    Db(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for ClaimError {
-    fn from(e: diesel::result::Error) -> Self {
-        ClaimError::Db(e)
-    }
 }
 
 /// Everything needed to render and send one reminder.
@@ -229,25 +278,6 @@ impl Delivery {
     pub fn stage(&self) -> Option<Stage> {
         self.stage.parse().ok()
     }
-}
-
-/// Loads the ledger row behind a job, with its invoice and customer.
-pub fn load_delivery(conn: &mut PgConnection, notification_id: i64) -> Result<Option<Delivery>> {
-    Ok(diesel::sql_query(
-        "SELECT n.id AS notification_id, i.id AS invoice_id, i.number AS invoice_number, i.amount,
-                i.due_date, c.name AS customer_name, n.stage, n.channel,
-                -- the customer's current contact, so a corrected phone number is used on retry
-                COALESCE(CASE n.channel WHEN 'email' THEN NULLIF(btrim(c.email), '')
-                                        ELSE NULLIF(btrim(c.phone), '') END, n.recipient) AS recipient,
-                n.status, n.run_date
-         FROM notifications n
-         JOIN invoices i ON i.id = n.invoice_id
-         JOIN customers c ON c.id = i.customer_id
-         WHERE n.id = $1",
-    )
-    .bind::<BigInt, _>(notification_id)
-    .get_result(conn)
-    .optional()?)
 }
 
 /// Why a reminder must not go out, checked right before sending.

@@ -17,7 +17,7 @@ use dunning_core::config::SendWindow;
 use dunning_core::mask::mask_recipient;
 use dunning_core::message::{InvoiceFacts, Templates};
 use dunning_core::{Channel, Zone};
-use dunning_store::queue::{self, Claim, ClaimedJob, Final, Hold};
+use dunning_store::queue::{self, ClaimedJob, Final, Held, Hold};
 use dunning_store::{PgPool, StoreError};
 use log::{error, info, warn};
 use time::OffsetDateTime;
@@ -102,6 +102,8 @@ impl Stats {
 /// A worker process: shared by its threads.
 pub struct Worker {
     quota_warned: AtomicBool,
+    /// Until when WhatsApp claims are not worth trying (and whether for quota).
+    wa_held: std::sync::Mutex<Option<(Instant, bool)>>,
     channel_cache: std::sync::Mutex<Option<(Instant, Vec<Channel>)>>,
     pool: PgPool,
     senders: Senders,
@@ -128,6 +130,7 @@ impl Worker {
         let id = format!("{}:{}:{}", hostname, std::process::id(), unique_suffix());
         Worker {
             quota_warned: AtomicBool::new(false),
+            wa_held: std::sync::Mutex::new(None),
             channel_cache: std::sync::Mutex::new(None),
             pool,
             senders,
@@ -256,9 +259,9 @@ impl Worker {
                     }
                     self.nap(self.cfg.sleep);
                 }
-                Ok(Step::Paced) => {
+                Ok(Step::Paced(wait)) => {
                     db_failures = 0;
-                    self.nap(self.cfg.whatsapp_interval.min(Duration::from_millis(250)));
+                    self.nap(wait.clamp(Duration::from_millis(10), Duration::from_secs(1)));
                 }
                 Err(e) => {
                     // Start over with a fresh connection after any database error.
@@ -307,7 +310,16 @@ impl Worker {
             state.conn = Some(self.pool.get()?);
         }
         let conn: &mut PgConnection = state.conn.as_mut().expect("connection");
-        let allowed = self.unpaused_channels(conn)?;
+        let mut allowed = self.unpaused_channels(conn)?;
+        // WhatsApp held back recently (slot taken, quota used up): don't ask again
+        // until then, so email claims don't pay for a WhatsApp job that must wait.
+        let wa_wait = {
+            let held = self.wa_held.lock().unwrap_or_else(|p| p.into_inner());
+            held.filter(|(until, _)| *until > Instant::now())
+        };
+        if wa_wait.is_some() {
+            allowed.retain(|c| *c != Channel::WhatsApp);
+        }
         let now = OffsetDateTime::now_utc();
         let limits = queue::WhatsAppLimits {
             min_interval: self.cfg.whatsapp_interval,
@@ -322,35 +334,53 @@ impl Worker {
             &allowed,
             &limits,
         )?;
-        match claim {
-            Claim::Job(job) => {
-                state.quota_warned = false;
-                self.claimed.fetch_add(1, Ordering::SeqCst);
-                self.process(conn, &job)?;
-                Ok(Step::Worked)
+        let held = match claim.whatsapp_held {
+            Some(Held::Paced { next_send_at }) => {
+                let wait =
+                    (next_send_at - now).clamp(time::Duration::ZERO, time::Duration::seconds(60));
+                let wait = Duration::try_from(wait).unwrap_or_default();
+                Some((Instant::now() + wait, false))
             }
-            Claim::Empty => Ok(Step::Idle),
-            Claim::Paced => Ok(Step::Paced),
-            Claim::QuotaReached { used } => {
-                if !state.quota_warned && !self.quota_warned.swap(true, Ordering::SeqCst) {
+            Some(Held::Quota { used }) => {
+                if !self.quota_warned.swap(true, Ordering::SeqCst) {
                     warn!(
                         "WhatsApp monthly quota reached ({used} of FONNTE_MONTHLY_QUOTA={} used this month): WhatsApp jobs wait for next month; email continues. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
                         self.cfg.monthly_quota
                     );
                 }
-                state.quota_warned = true;
-                Ok(Step::Idle)
+                Some((Instant::now() + Duration::from_secs(60), true))
             }
+            None => None,
+        };
+        if held.is_some() {
+            *self.wa_held.lock().unwrap_or_else(|p| p.into_inner()) = held;
+        }
+        let wa_wait = held.or(wa_wait);
+        match claim.job {
+            Some(job) => {
+                if job.channel() == Channel::WhatsApp {
+                    // WhatsApp flows again: warn anew if the quota runs out later.
+                    self.quota_warned.store(false, Ordering::SeqCst);
+                }
+                self.claimed.fetch_add(1, Ordering::SeqCst);
+                self.process(conn, &job)?;
+                Ok(Step::Worked)
+            }
+            // Only pacing keeps ready WhatsApp jobs back: wait for the slot, even
+            // with --once (they are due now, just not all at once).
+            None => match wa_wait {
+                Some((until, false)) => {
+                    Ok(Step::Paced(until.saturating_duration_since(Instant::now())))
+                }
+                _ => Ok(Step::Idle),
+            },
         }
     }
 
     /// Takes one claimed job to its next state.
     fn process(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<(), StoreError> {
         let started = Instant::now();
-        let Some(d) = queue::load_delivery(conn, job.notification_id)? else {
-            warn!("job {} has no ledger row; dropping it", job.id);
-            return Ok(());
-        };
+        let d = &job.delivery;
         let channel = job.channel();
         let masked = d
             .recipient
@@ -442,7 +472,7 @@ impl Worker {
         // never make us forget (and repeat) a message that went out.
         let mut send_result: Option<Result<dunning_channels::Delivered, SendError>> = None;
         let tx = conn.transaction::<Option<Hold>, StoreError, _>(|c| {
-            if let Some(hold) = queue::hold_before_send(c, &d, day_start, day_end)? {
+            if let Some(hold) = queue::hold_before_send(c, d, day_start, day_end)? {
                 queue::finish(
                     c,
                     job,
@@ -618,13 +648,13 @@ impl Worker {
 #[derive(Default)]
 struct ThreadState {
     conn: Option<dunning_store::PooledConn>,
-    quota_warned: bool,
 }
 
 enum Step {
     Worked,
     Idle,
-    Paced,
+    /// Only WhatsApp jobs paced by the shared slot are waiting: try again after this.
+    Paced(Duration),
 }
 
 /// The UTC instants where the local day containing `now` starts and ends.

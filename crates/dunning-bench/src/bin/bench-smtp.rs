@@ -165,10 +165,13 @@ fn main() {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = a.max_secs.map(|s| start + std::time::Duration::from_secs_f64(s));
+    let deadline = a
+        .max_secs
+        .map(|s| start + std::time::Duration::from_secs_f64(s));
     std::thread::scope(|s| {
         for _ in 0..a.threads {
-            let (send, next, errors, first_error, done) = (&send, &next, &errors, &first_error, &done);
+            let (send, next, errors, first_error, done) =
+                (&send, &next, &errors, &first_error, &done);
             let count = a.count;
             s.spawn(move || {
                 loop {

@@ -566,3 +566,33 @@ fn stop_request_mid_batch_finishes_the_job_in_hand() {
             .all(|r| r.job_attempts == Some(0))
     );
 }
+
+/// Not a test: the drain rate with no-op channels and 1, 2, 4 workers, printed for
+/// the notes (`cargo test --release -p dunning-worker --test worker -- --ignored
+/// --nocapture drain_rate`). Speed lives in figures, not in assertions.
+#[test]
+#[ignore]
+fn drain_rate_with_noop_channels() {
+    for workers in [1u32, 2, 4] {
+        let s = setup(3000);
+        let cfg = Config {
+            concurrency: 1,
+            monthly_quota: 0,
+            ..Config::for_tests("default")
+        };
+        let ws: Vec<Worker> = (0..workers).map(|_| worker(&s, cfg.clone())).collect();
+        let started = Instant::now();
+        std::thread::scope(|sc| {
+            for w in &ws {
+                sc.spawn(|| w.run());
+            }
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let done = rows(&s).iter().filter(|r| r.status == "sent").count();
+        assert_eq!(done, 6000);
+        println!(
+            "{workers} worker(s): {done} jobs in {secs:.2} s = {:.0} jobs/s",
+            done as f64 / secs
+        );
+    }
+}

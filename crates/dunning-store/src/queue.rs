@@ -44,33 +44,11 @@ impl ClaimedJob {
 }
 
 /// Reserves the oldest ready job and returns it with its ledger row, invoice and
-/// customer: one round trip. The customer's *current* contact is used, so a phone
-/// number corrected after scheduling is used on a retry.
-const CLAIM: &str = "
-WITH claimed AS (
-    UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
-    WHERE id = (
-        SELECT id FROM jobs
-        WHERE queue = $1
-          AND available_at <= now()
-          AND (reserved_at IS NULL OR reserved_at < now() - make_interval(secs => $3))
-          AND channel = ANY($4)
-        ORDER BY available_at, id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, notification_id, channel, attempts
-)
-SELECT c.id, c.notification_id, c.channel, c.attempts,
-       i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
-       cu.name AS customer_name, n.stage,
-       COALESCE(CASE c.channel WHEN 'email' THEN NULLIF(btrim(cu.email), '')
-                               ELSE NULLIF(btrim(cu.phone), '') END, n.recipient) AS recipient,
-       n.status, n.run_date
-FROM claimed c
-JOIN notifications n ON n.id = c.notification_id
-JOIN invoices i ON i.id = n.invoice_id
-JOIN customers cu ON cu.id = i.customer_id";
+/// customer: one round trip. The SQL is the `dunning_claim` function (migration
+/// `2025-11-25-000002_claim_function`), so that its plan is kept per session.
+const CLAIM: &str = "SELECT id, notification_id, channel, attempts, invoice_id, invoice_number,
+        amount, due_date, customer_name, stage, recipient, status, run_date
+    FROM dunning_claim($1, $2, $3, $4)";
 
 /// Limits that apply to WhatsApp claims, shared by all workers.
 #[derive(Debug, Clone, Copy)]
@@ -323,20 +301,14 @@ pub fn hold_before_send(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         sent_today: bool,
     }
-    let s: S = diesel::sql_query(
-        "SELECT i.status,
-                (SELECT status FROM notifications WHERE id = $2) AS own,
-                EXISTS (SELECT 1 FROM notifications n
-                        WHERE n.invoice_id = i.id AND n.channel = $3 AND n.id <> $2
-                          AND n.status = 'sent' AND n.sent_at >= $4 AND n.sent_at < $5) AS sent_today
-         FROM invoices i WHERE i.id = $1 FOR SHARE OF i",
-    )
-    .bind::<BigInt, _>(d.invoice_id)
-    .bind::<BigInt, _>(d.notification_id)
-    .bind::<Text, _>(&d.channel)
-    .bind::<Timestamptz, _>(today_start)
-    .bind::<Timestamptz, _>(today_end)
-    .get_result(conn)?;
+    let s: S =
+        diesel::sql_query("SELECT status, own, sent_today FROM dunning_hold($1, $2, $3, $4, $5)")
+            .bind::<BigInt, _>(d.invoice_id)
+            .bind::<BigInt, _>(d.notification_id)
+            .bind::<Text, _>(&d.channel)
+            .bind::<Timestamptz, _>(today_start)
+            .bind::<Timestamptz, _>(today_end)
+            .get_result(conn)?;
     Ok(if s.status != "unpaid" {
         Some(Hold::InvoiceSettled(s.status))
     } else if s.own != "queued" {
@@ -366,22 +338,14 @@ pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Res
         Final::Failed { error } => ("failed", None, Some(error.as_str())),
         Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
     };
-    diesel::sql_query(
-        "WITH done AS (
-             UPDATE notifications SET status = $2, provider_message_id = $3, error = $4,
-                    attempts = $5, updated_at = now(),
-                    sent_at = CASE WHEN $2 = 'sent' THEN now() ELSE sent_at END
-             WHERE id = $1
-         )
-         DELETE FROM jobs WHERE id = $6",
-    )
-    .bind::<BigInt, _>(job.notification_id)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Text>, _>(provider_id)
-    .bind::<Nullable<Text>, _>(error)
-    .bind::<Integer, _>(job.attempts)
-    .bind::<BigInt, _>(job.id)
-    .execute(conn)?;
+    diesel::sql_query("SELECT dunning_finish($1, $6, $2, $3, $4, $5)")
+        .bind::<BigInt, _>(job.notification_id)
+        .bind::<Text, _>(status)
+        .bind::<Nullable<Text>, _>(provider_id)
+        .bind::<Nullable<Text>, _>(error)
+        .bind::<Integer, _>(job.attempts)
+        .bind::<BigInt, _>(job.id)
+        .execute(conn)?;
     Ok(())
 }
 

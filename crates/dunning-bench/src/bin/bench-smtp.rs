@@ -140,26 +140,28 @@ impl PerMessage {
     }
 }
 
+/// Sends one message through the transport under test.
+type SendFn = Arc<dyn Fn(&OutgoingMessage<'_>) -> Result<(), String> + Send + Sync>;
+
 fn main() {
     let a = parse();
     let settings = settings(&a);
-    let send: Arc<dyn Fn(&OutgoingMessage<'_>) -> Result<(), String> + Send + Sync> =
-        match a.mode.as_str() {
-            "pooled" => {
-                let opts = ChannelOptions {
-                    mail_tls_ca_file: a.ca.clone(),
-                };
-                let s: Box<dyn Sender> = dunning_channels::email_sender_with(&settings, &opts)
-                    .unwrap_or_else(|e| usage(&e.to_string()));
-                let s: Arc<dyn Sender> = Arc::from(s);
-                Arc::new(move |m| s.send(m).map(|_| ()).map_err(|e| e.to_string()))
-            }
-            "per-message" => {
-                let p = Arc::new(PerMessage::new(&a, settings.clone()));
-                Arc::new(move |m| p.send(m))
-            }
-            _ => usage("--mode pooled|per-message"),
-        };
+    let send: SendFn = match a.mode.as_str() {
+        "pooled" => {
+            let opts = ChannelOptions {
+                mail_tls_ca_file: a.ca.clone(),
+            };
+            let s: Box<dyn Sender> = dunning_channels::email_sender_with(&settings, &opts)
+                .unwrap_or_else(|e| usage(&e.to_string()));
+            let s: Arc<dyn Sender> = Arc::from(s);
+            Arc::new(move |m| s.send(m).map(|_| ()).map_err(|e| e.to_string()))
+        }
+        "per-message" => {
+            let p = Arc::new(PerMessage::new(&a, settings.clone()));
+            Arc::new(move |m| p.send(m))
+        }
+        _ => usage("--mode pooled|per-message"),
+    };
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));

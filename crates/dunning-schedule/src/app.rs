@@ -71,17 +71,3 @@ pub fn parse_date(flag: &str, value: &str) -> anyhow::Result<time::Date> {
         .into()
     })
 }
-
-/// The host name, for `schedule_runs` and worker ids.
-pub fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}

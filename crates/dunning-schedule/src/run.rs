@@ -19,7 +19,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     };
     let marks = Marks::detect(args.emoji);
     let mut conn = app::connect_migrated(settings)?;
-    let host = app::hostname();
+    let host = dunning_store::db::hostname();
     let report = scheduling::schedule(
         &mut conn,
         &Request {

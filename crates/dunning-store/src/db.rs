@@ -85,6 +85,21 @@ pub fn ensure_migrated(conn: &mut PgConnection) -> Result<(), StoreError> {
     }
 }
 
+/// This machine's name, recorded with scheduler runs and in worker ids so that an
+/// operator can tell hosts apart (`HOSTNAME`, else `/etc/hostname`).
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::describe_url;

@@ -308,18 +308,22 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             missed_days: missed,
             ..Report::default()
         };
-        if req.lines {
-            let sql = format!(
-                "{CANDIDATES} SELECT off, stage_date, due_date, number, customer_name, email, whatsapp
-                 FROM per_invoice ORDER BY stage_date, off, number"
-            );
-            let rows: Vec<Row> = diesel::sql_query(sql)
-                .bind::<Array<Text>, _>(&labels)
-                .bind::<Array<Integer>, _>(&offsets)
-                .bind::<Array<SqlDate>, _>(&days)
+        // The candidates statement with its parameters, finished by `tail`.
+        let statement = |tail: &str| {
+            diesel::sql_query(format!("{CANDIDATES} {tail}"))
+                .into_boxed::<diesel::pg::Pg>()
+                .bind::<Array<Text>, _>(labels.clone())
+                .bind::<Array<Integer>, _>(offsets.clone())
+                .bind::<Array<SqlDate>, _>(days.clone())
                 .bind::<SqlDate, _>(req.run_date)
-                .bind::<Text, _>(req.queue)
-                .load(conn)?;
+                .bind::<Text, _>(req.queue.to_owned())
+        };
+        if req.lines {
+            let rows: Vec<Row> = statement(
+                "SELECT off, stage_date, due_date, number, customer_name, email, whatsapp
+                 FROM per_invoice ORDER BY stage_date, off, number",
+            )
+            .load(conn)?;
             report.lines = rows
                 .into_iter()
                 .map(|r| Line {
@@ -334,17 +338,11 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
                 .collect();
             report.groups = group_lines(&report.lines);
         } else {
-            let sql = format!(
-                "{CANDIDATES} SELECT off, stage_date, email, whatsapp, count(*) AS invoices
-                 FROM per_invoice GROUP BY 1, 2, 3, 4 ORDER BY 2, 1"
-            );
-            let rows: Vec<GroupRow> = diesel::sql_query(sql)
-                .bind::<Array<Text>, _>(&labels)
-                .bind::<Array<Integer>, _>(&offsets)
-                .bind::<Array<SqlDate>, _>(&days)
-                .bind::<SqlDate, _>(req.run_date)
-                .bind::<Text, _>(req.queue)
-                .load(conn)?;
+            let rows: Vec<GroupRow> = statement(
+                "SELECT off, stage_date, email, whatsapp, count(*) AS invoices
+                 FROM per_invoice GROUP BY 1, 2, 3, 4 ORDER BY 2, 1",
+            )
+            .load(conn)?;
             report.groups = rows
                 .into_iter()
                 .map(|r| Group {
@@ -360,7 +358,12 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             return Err(DryRun::RollBack(Box::new(report)));
         }
         let sum = |f: &dyn Fn(&Group) -> bool| -> i64 {
-            report.groups.iter().filter(|g| f(g)).map(|g| g.invoices).sum()
+            report
+                .groups
+                .iter()
+                .filter(|g| f(g))
+                .map(|g| g.invoices)
+                .sum()
         };
         let dispatched = sum(&|g| g.dispatched());
         let skipped = sum(&|g| !g.dispatched());

@@ -126,7 +126,7 @@ impl Worker {
         cfg: Config,
         stop: Arc<AtomicBool>,
     ) -> Self {
-        let hostname = hostname();
+        let hostname = dunning_store::db::hostname();
         let id = format!("{}:{}:{}", hostname, std::process::id(), unique_suffix());
         Worker {
             quota_warned: AtomicBool::new(false),
@@ -662,19 +662,6 @@ pub fn local_day_bounds(zone: &Zone, now: OffsetDateTime) -> (OffsetDateTime, Of
     let date = zone.date_at(now);
     let start = date.midnight().assume_offset(zone.offset());
     (start, start + time::Duration::days(1))
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 fn unique_suffix() -> String {

@@ -5,8 +5,8 @@
 -- `skipped` when the customer has neither), a job for each queued row.
 \set ON_ERROR_STOP on
 WITH ins AS (
-    INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, error)
-    SELECT i.id, i.customer_id, s.stage, ch.channel, :'run_date'::date, ch.recipient,
+    INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date, recipient, status, error)
+    SELECT i.id, i.customer_id, s.stage, ch.channel, :'run_date'::date, i.due_date, ch.recipient,
            CASE WHEN ch.recipient IS NULL THEN 'skipped' ELSE 'queued' END,
            CASE WHEN ch.recipient IS NULL THEN 'customer has no email address and no phone number' END
     FROM (VALUES ('T-7', -7), ('T-3', -3), ('T-1', -1), ('T+3', 3)) AS s(stage, off)

@@ -538,3 +538,29 @@ fn resume_ends_a_channel_pause() {
     );
     assert_eq!(schedule(&db, &["resume", "sms"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_moved_due_date_gets_its_stages_again() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    ok(&schedule(&db, &["--date", "2025-11-15"])); // T-3 for 11-18
+    // Billing extends the invoice by a week: T-3 now falls on 11-22.
+    exec(
+        &mut c,
+        "UPDATE invoices SET due_date = '2025-11-25' WHERE number = 'INV-1'",
+    );
+    let out = ok(&schedule(&db, &["--date", "2025-11-22"]));
+    assert!(out.contains("Dispatched INV-1 to John Doe"), "{out}");
+    // The same due date is still reminded only once per stage.
+    let out = ok(&schedule(&db, &["--date", "2025-11-22"]));
+    assert!(out.contains("Skipped INV-1 (already queued)"), "{out}");
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM notifications WHERE stage = 'T-3' AND due_date = '2025-11-25'"
+        ),
+        2
+    );
+}

@@ -202,13 +202,14 @@ WITH plan AS (
     SELECT c.*,
         (SELECT n.status FROM notifications n
           WHERE n.invoice_id = c.invoice_id AND n.stage = c.stage AND n.channel = c.channel
+            AND (n.due_date IS NULL OR n.due_date = c.due_date)
           ORDER BY n.run_date DESC LIMIT 1) AS prev_status,
         EXISTS (SELECT 1 FROM notifications n
           WHERE n.invoice_id = c.invoice_id AND n.channel = c.channel AND n.run_date = $4) AS today
     FROM cand c
 ), ins AS (
-    INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, error)
-    SELECT invoice_id, customer_id, stage, channel, $4, recipient,
+    INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date, recipient, status, error)
+    SELECT invoice_id, customer_id, stage, channel, $4, due_date, recipient,
            CASE WHEN recipient IS NULL THEN 'skipped' ELSE 'queued' END,
            CASE WHEN recipient IS NULL THEN 'customer has no email address and no phone number' END
     FROM prior

@@ -68,6 +68,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        due_date -> Nullable<Date>,
     }
 }
 

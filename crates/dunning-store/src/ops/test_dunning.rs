@@ -123,9 +123,10 @@ pub fn create(conn: &mut PgConnection, req: &TestRequest<'_>) -> Result<TestDunn
         };
         let ids: Vec<Id> = diesel::sql_query(
             "WITH ins AS (
-                 INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status)
-                 SELECT $1, $2, $3, ch.channel, $4, ch.recipient, 'queued'
+                 INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date, recipient, status)
+                 SELECT $1, $2, $3, ch.channel, $4, i.due_date, ch.recipient, 'queued'
                  FROM (VALUES ('email', $5), ('whatsapp', $6)) AS ch(channel, recipient)
+                 JOIN invoices i ON i.id = $1
                  RETURNING id, channel
              ), queued AS (
                  INSERT INTO jobs (queue, notification_id, channel)

@@ -65,7 +65,8 @@ proptest! {
         fake.push_reply(Reply::Http { status, content_type: "application/json".into(), body: body.clone() });
         let result = sender.send(&OutgoingMessage { recipient: "085707211646", subject: "", body: "Halo", reference: "INV-1/T-3" });
         let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        let says_true = parsed.as_ref().and_then(|v| v.as_object()).and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("status")).map(|(_, v)| v.clone()))
+        // The documented key `status` wins; `Status` (seen on some errors) only when it is absent.
+        let says_true = parsed.as_ref().and_then(|v| v.as_object()).and_then(|m| m.get("status").or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case("status")).map(|(_, v)| v)).cloned())
             .is_some_and(|v| matches!(v, serde_json::Value::Bool(true)) || v.as_str().is_some_and(|s| matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "1")) || v.as_i64().is_some_and(|n| n != 0));
         if result.is_ok() {
             prop_assert!(says_true, "success reported for {:?}", String::from_utf8_lossy(&body));

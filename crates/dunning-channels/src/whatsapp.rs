@@ -438,7 +438,10 @@ mod tests {
         assert_eq!(status_of(&obj(r#"{"detail":"x"}"#)), None);
         // Both spellings at once: the documented `status` wins.
         assert_eq!(status_of(&obj(r#"{"Status":null,"status":1}"#)), Some(true));
-        assert_eq!(status_of(&obj(r#"{"Status":true,"status":false}"#)), Some(false));
+        assert_eq!(
+            status_of(&obj(r#"{"Status":true,"status":false}"#)),
+            Some(false)
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// No pooled connection could be had.
     #[error("database pool: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// A connection was lost mid-way (what was done is said in the message).
+    #[error("{0}")]
+    ConnectionLost(String),
 }
 
 impl StoreError {
@@ -30,7 +33,9 @@ impl StoreError {
     pub fn is_connection_problem(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            StoreError::Connect { .. } | StoreError::Pool(_) => true,
+            StoreError::Connect { .. } | StoreError::Pool(_) | StoreError::ConnectionLost(_) => {
+                true
+            }
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
             // libpq could not even send the query ("no connection to the server").
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => {

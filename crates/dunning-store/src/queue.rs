@@ -1,11 +1,12 @@
 //! The job queue: claim, and the final steps (sent, failed, skipped, retry later).
 //!
-//! A job is claimed by setting its reservation in a short transaction of its own,
-//! with `FOR UPDATE SKIP LOCKED`, so any number of workers on any number of hosts
-//! never take the same job. The attempt is counted at claim time: a job that kills
+//! Jobs are claimed in batches by setting their reservation in a short transaction of
+//! their own, with `FOR UPDATE SKIP LOCKED`, so any number of workers on any number of
+//! hosts never take the same job. The attempt is counted at claim time: a job that kills
 //! its worker is not retried forever. A reservation older than `retry_after` is taken
 //! as abandoned (the worker died) and the job can be claimed again.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
@@ -43,12 +44,13 @@ impl ClaimedJob {
     }
 }
 
-/// Reserves the oldest ready job and returns it with its ledger row, invoice and
-/// customer: one round trip. The SQL is the `dunning_claim` function (migration
-/// `2025-11-25-000002_claim_function`), so that its plan is kept per session.
-const CLAIM: &str = "SELECT id, notification_id, channel, attempts, invoice_id, invoice_number,
+/// Claims jobs and returns them with their ledger rows, invoices and customers: one
+/// round trip. The SQL is the `dunning_claim_batch` function (migration
+/// `2025-11-25-000004_batch_claim`), so that its plan is kept per session.
+const CLAIM_BATCH: &str =
+    "SELECT id, notification_id, channel, attempts, invoice_id, invoice_number,
         amount, due_date, customer_name, stage, recipient, status, run_date
-    FROM dunning_claim($1, $2, $3, $4)";
+    FROM dunning_claim_batch($1, $2, $3, $4, $5, $6)";
 
 /// Limits that apply to WhatsApp claims, shared by all workers.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,14 @@ pub struct WhatsAppLimits {
     pub month: (OffsetDateTime, OffsetDateTime),
 }
 
+impl WhatsAppLimits {
+    /// Whether WhatsApp claims must pass the shared gate (pacing or a quota), one
+    /// job at a time. Without either, WhatsApp jobs are claimed in batches like email.
+    pub fn gated(&self) -> bool {
+        !(self.min_interval.is_zero() && self.monthly_quota.is_none())
+    }
+}
+
 /// Why ready WhatsApp jobs were held back by a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
@@ -70,76 +80,105 @@ pub enum Held {
     Quota { used: i64 },
 }
 
-/// What a claim found.
+/// What a WhatsApp claim found.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    /// The job reserved for this worker, if any was ready.
+    /// The job reserved for this worker, if one was ready and got through the gate.
     pub job: Option<ClaimedJob>,
-    /// Set when a ready WhatsApp job had to wait (another channel's job may still
-    /// have been claimed).
+    /// Set when a ready WhatsApp job had to wait.
     pub whatsapp_held: Option<Held>,
 }
 
-/// Claims the oldest ready job of `queue` on one of `channels`, in one statement.
+/// Which jobs a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Up to this many jobs never reserved before, oldest first, split evenly between
+    /// the channels asked for.
+    Fresh(u32),
+    /// One job whose reservation is older than `retry_after` (its worker died). It is
+    /// taken back alone: it may be the job that killed its worker, and the jobs that
+    /// shared its batch must not share its fate again.
+    Abandoned,
+}
+
+/// Reserves ready jobs of `queue` on `channels` for `worker`, in one statement
+/// (`FOR UPDATE SKIP LOCKED`: any number of workers never take the same job). The
+/// attempt is counted now. Returns the jobs oldest first.
 ///
-/// A WhatsApp job must also get the shared send slot (`channel_state.next_send_at`
-/// moves `min_interval` ahead) and fit in this month's quota (sent plus in flight).
-/// That check runs in a short transaction of its own *after* the claim committed,
-/// holding the slot row's lock while it counts, so concurrent workers see each
-/// other's claims and can overrun neither pacing nor quota. A WhatsApp job that does
-/// not get through is handed back untouched (its attempt is not counted) and the
-/// claim is retried without WhatsApp. With no pacing and no quota the check is
-/// skipped. Nobody sleeps while holding a job.
-pub fn claim(
+/// WhatsApp under pacing or a quota must go through [`claim_whatsapp`] instead.
+pub fn claim_batch(
     conn: &mut PgConnection,
     queue: &str,
     worker: &str,
     retry_after: Duration,
     channels: &[Channel],
+    pick: Pick,
+) -> Result<Vec<ClaimedJob>> {
+    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let (limit, abandoned) = match pick {
+        Pick::Fresh(n) => (n, false),
+        Pick::Abandoned => (1, true),
+    };
+    if names.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut jobs: Vec<ClaimedJob> = diesel::sql_query(CLAIM_BATCH)
+        .bind::<Text, _>(queue)
+        .bind::<Text, _>(worker)
+        .bind::<Double, _>(retry_after.as_secs_f64())
+        .bind::<Array<Text>, _>(&names)
+        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<diesel::sql_types::Bool, _>(abandoned)
+        .load(conn)?;
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
+/// Claims one WhatsApp job through the shared gate: it must get the send slot
+/// (`channel_state.next_send_at` moves `min_interval` ahead) and fit in this month's
+/// quota (sent plus in flight). The gate runs in a short transaction of its own
+/// *after* the claim committed, holding the slot row's lock while it counts, so
+/// concurrent workers see each other's claims and can overrun neither pacing nor
+/// quota. A job that does not get through is handed back untouched (its attempt is
+/// not counted). Nobody sleeps while holding a job.
+pub fn claim_whatsapp(
+    conn: &mut PgConnection,
+    queue: &str,
+    worker: &str,
+    retry_after: Duration,
     wa: &WhatsAppLimits,
+    pick: Pick,
 ) -> Result<Claim> {
-    let mut allowed: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    let mut held: Option<Held> = None;
-    loop {
-        if allowed.is_empty() {
-            return Ok(Claim {
+    let pick = match pick {
+        Pick::Fresh(_) => Pick::Fresh(1),
+        Pick::Abandoned => Pick::Abandoned,
+    };
+    let job = claim_batch(conn, queue, worker, retry_after, &[Channel::WhatsApp], pick)?
+        .into_iter()
+        .next();
+    let Some(job) = job else {
+        return Ok(Claim {
+            job: None,
+            whatsapp_held: None,
+        });
+    };
+    if !wa.gated() {
+        return Ok(Claim {
+            job: Some(job),
+            whatsapp_held: None,
+        });
+    }
+    match whatsapp_gate(conn, wa, job.id)? {
+        None => Ok(Claim {
+            job: Some(job),
+            whatsapp_held: None,
+        }),
+        Some(why) => {
+            unclaim(conn, job.id)?;
+            Ok(Claim {
                 job: None,
-                whatsapp_held: held,
-            });
-        }
-        let job: Option<ClaimedJob> = diesel::sql_query(CLAIM)
-            .bind::<Text, _>(queue)
-            .bind::<Text, _>(worker)
-            .bind::<Double, _>(retry_after.as_secs_f64())
-            .bind::<Array<Text>, _>(&allowed)
-            .get_result(conn)
-            .optional()?;
-        let Some(job) = job else {
-            return Ok(Claim {
-                job: None,
-                whatsapp_held: held,
-            });
-        };
-        let gated =
-            job.channel == "whatsapp" && !(wa.min_interval.is_zero() && wa.monthly_quota.is_none());
-        if !gated {
-            return Ok(Claim {
-                job: Some(job),
-                whatsapp_held: held,
-            });
-        }
-        match whatsapp_gate(conn, wa, job.id)? {
-            None => {
-                return Ok(Claim {
-                    job: Some(job),
-                    whatsapp_held: held,
-                });
-            }
-            Some(why) => {
-                unclaim(conn, job.id)?;
-                held = Some(why);
-                allowed.retain(|c| *c != "whatsapp");
-            }
+                whatsapp_held: Some(why),
+            })
         }
     }
 }
@@ -280,20 +319,26 @@ impl Hold {
     }
 }
 
-/// Locks the invoice row (`FOR SHARE`) and says whether the reminder may go out.
+/// Locks the invoices of a batch of ledger rows (`FOR SHARE`, in invoice order) and
+/// says, per ledger row (by id), whether its reminder may go out.
 ///
-/// Call inside the transaction that also sends: while it is open, a billing
-/// application's `UPDATE invoices SET status = 'paid'` waits, so a payment committed
-/// before this check stops the message and one committed after it comes after the
-/// message was handed over: never a reminder after a committed payment.
-pub fn hold_before_send(
+/// Call inside a transaction on a connection of its own and keep it open while the
+/// batch is sent (recording each outcome on another connection, so that every send
+/// is durable at once): meanwhile a billing application's `UPDATE invoices SET
+/// status = 'paid'` waits, so a payment committed before this check stops the
+/// message and one committed after it comes after the message was handed over:
+/// never a reminder after a committed payment. Keep such a transaction short (the
+/// worker ends it after about a second and checks the rest of its batch anew).
+pub fn hold_batch(
     conn: &mut PgConnection,
-    d: &Delivery,
+    notifications: &[i64],
     today_start: OffsetDateTime,
     today_end: OffsetDateTime,
-) -> Result<Option<Hold>> {
+) -> Result<HashMap<i64, Option<Hold>>> {
     #[derive(QueryableByName)]
     struct S {
+        #[diesel(sql_type = BigInt)]
+        notification_id: i64,
         #[diesel(sql_type = Text)]
         status: String,
         #[diesel(sql_type = Text)]
@@ -301,23 +346,28 @@ pub fn hold_before_send(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         sent_today: bool,
     }
-    let s: S =
-        diesel::sql_query("SELECT status, own, sent_today FROM dunning_hold($1, $2, $3, $4, $5)")
-            .bind::<BigInt, _>(d.invoice_id)
-            .bind::<BigInt, _>(d.notification_id)
-            .bind::<Text, _>(&d.channel)
-            .bind::<Timestamptz, _>(today_start)
-            .bind::<Timestamptz, _>(today_end)
-            .get_result(conn)?;
-    Ok(if s.status != "unpaid" {
-        Some(Hold::InvoiceSettled(s.status))
-    } else if s.own != "queued" {
-        Some(Hold::AlreadyFinal(s.own))
-    } else if s.sent_today {
-        Some(Hold::AlreadyRemindedToday)
-    } else {
-        None
-    })
+    let rows: Vec<S> = diesel::sql_query(
+        "SELECT notification_id, status, own, sent_today FROM dunning_hold_batch($1, $2, $3)",
+    )
+    .bind::<Array<BigInt>, _>(notifications)
+    .bind::<Timestamptz, _>(today_start)
+    .bind::<Timestamptz, _>(today_end)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|s| {
+            let hold = if s.status != "unpaid" {
+                Some(Hold::InvoiceSettled(s.status))
+            } else if s.own != "queued" {
+                Some(Hold::AlreadyFinal(s.own))
+            } else if s.sent_today {
+                Some(Hold::AlreadyRemindedToday)
+            } else {
+                None
+            };
+            (s.notification_id, hold)
+        })
+        .collect())
 }
 
 /// The final state of a delivery.
@@ -401,6 +451,26 @@ pub fn release(
          WHERE id = $1",
     )
     .bind::<BigInt, _>(job.id)
+    .bind::<Timestamptz, _>(available_at)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// [`release`] for several jobs at once (a batch cut short by a stop or a pause).
+pub fn release_many(
+    conn: &mut PgConnection,
+    job_ids: &[i64],
+    available_at: OffsetDateTime,
+) -> Result<()> {
+    if job_ids.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2,
+                attempts = GREATEST(attempts - 1, 0)
+         WHERE id = ANY ($1)",
+    )
+    .bind::<Array<BigInt>, _>(job_ids)
     .bind::<Timestamptz, _>(available_at)
     .execute(conn)?;
     Ok(())

@@ -45,6 +45,12 @@ pub struct Cli {
     #[arg(long, env = "DUNNING_WORKER_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
 
+    /// Jobs each thread claims at once. A batch costs two database round trips
+    /// (claim, lock and re-check the invoices) instead of two per job; each outcome
+    /// is still recorded right after its send. 1 = one job at a time.
+    #[arg(long, env = "DUNNING_WORKER_BATCH", default_value_t = crate::DEFAULT_BATCH, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub batch: u32,
+
     /// The queue to take jobs from.
     #[arg(
         long,

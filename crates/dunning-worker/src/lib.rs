@@ -6,6 +6,7 @@
 
 pub mod cli;
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,10 +18,19 @@ use dunning_core::config::SendWindow;
 use dunning_core::mask::mask_recipient;
 use dunning_core::message::{InvoiceFacts, Templates};
 use dunning_core::{Channel, Zone};
-use dunning_store::queue::{self, ClaimedJob, Final, Held, Hold};
+use dunning_store::queue::{self, ClaimedJob, Final, Held, Hold, Pick};
 use dunning_store::{PgPool, StoreError};
 use log::{error, info, warn};
 use time::OffsetDateTime;
+
+/// Jobs a thread claims at once unless `--batch` says otherwise.
+pub const DEFAULT_BATCH: u32 = 20;
+/// How long a batch keeps its invoices locked before the rest of it is checked anew:
+/// what a billing `UPDATE` of one of them may wait, plus the send in progress.
+const LOCK_SPAN: Duration = Duration::from_secs(1);
+/// How often each process looks for jobs abandoned by dead workers (and at once
+/// whenever no fresh job is ready).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// How a worker behaves (from flags and settings).
 #[derive(Debug, Clone)]
@@ -31,6 +41,8 @@ pub struct Config {
     pub retry_after: Duration,
     pub sleep: Duration,
     pub concurrency: u32,
+    /// Jobs a thread claims at once (`--batch`).
+    pub batch: u32,
     pub once: bool,
     pub max_jobs: Option<u64>,
     pub max_time: Option<Duration>,
@@ -52,6 +64,7 @@ impl Config {
             retry_after: Duration::from_secs(120),
             sleep: Duration::from_millis(50),
             concurrency: 1,
+            batch: DEFAULT_BATCH,
             once: true,
             max_jobs: None,
             max_time: None,
@@ -105,6 +118,8 @@ pub struct Worker {
     /// Until when WhatsApp claims are not worth trying (and whether for quota).
     wa_held: std::sync::Mutex<Option<(Instant, bool)>>,
     channel_cache: std::sync::Mutex<Option<(Instant, Vec<Channel>)>>,
+    /// When this process last looked for abandoned jobs, and whether it found one.
+    sweep: std::sync::Mutex<(Instant, bool)>,
     pool: PgPool,
     senders: Senders,
     templates: Arc<Templates>,
@@ -132,6 +147,8 @@ impl Worker {
             quota_warned: AtomicBool::new(false),
             wa_held: std::sync::Mutex::new(None),
             channel_cache: std::sync::Mutex::new(None),
+            // The first claim looks for abandoned jobs at once.
+            sweep: std::sync::Mutex::new((Instant::now(), true)),
             pool,
             senders,
             templates: Arc::new(templates),
@@ -264,8 +281,9 @@ impl Worker {
                     self.nap(wait.clamp(Duration::from_millis(10), Duration::from_secs(1)));
                 }
                 Err(e) => {
-                    // Start over with a fresh connection after any database error.
+                    // Start over with fresh connections after any database error.
                     state.conn = None;
+                    state.lock = None;
                     db_failures += 1;
                     let wait =
                         Duration::from_secs(1 << db_failures.min(5)).min(Duration::from_secs(30));
@@ -305,6 +323,112 @@ impl Worker {
         Ok(cache.as_ref().map(|(_, c)| c.clone()).unwrap_or_default())
     }
 
+    /// Reserves up to `n` of the `--max-jobs` budget; returns how many it got.
+    fn reserve(&self, n: u32) -> u32 {
+        let Some(max) = self.cfg.max_jobs else {
+            self.claimed.fetch_add(u64::from(n), Ordering::SeqCst);
+            return n;
+        };
+        let mut got = 0;
+        let _ = self
+            .claimed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                got = max.saturating_sub(c).min(u64::from(n)) as u32;
+                Some(c + u64::from(got))
+            });
+        got
+    }
+
+    /// Gives back budget reserved but not used.
+    fn unreserve(&self, n: u32) {
+        if n > 0 {
+            self.claimed.fetch_sub(u64::from(n), Ordering::SeqCst);
+        }
+    }
+
+    fn whatsapp_limits(&self, now: OffsetDateTime) -> queue::WhatsAppLimits {
+        queue::WhatsAppLimits {
+            min_interval: self.cfg.whatsapp_interval,
+            monthly_quota: (self.cfg.monthly_quota > 0).then_some(self.cfg.monthly_quota),
+            month: queue::month_bounds(self.cfg.zone.date_at(now), self.cfg.zone.offset()),
+        }
+    }
+
+    /// Notes why WhatsApp jobs were held back, so that claims skip WhatsApp until then.
+    fn note_whatsapp_held(&self, held: Option<Held>, now: OffsetDateTime) {
+        let held = match held {
+            Some(Held::Paced { next_send_at }) => {
+                let wait =
+                    (next_send_at - now).clamp(time::Duration::ZERO, time::Duration::seconds(60));
+                let wait = Duration::try_from(wait).unwrap_or_default();
+                (Instant::now() + wait, false)
+            }
+            Some(Held::Quota { used }) => {
+                if !self.quota_warned.swap(true, Ordering::SeqCst) {
+                    warn!(
+                        "WhatsApp monthly quota reached ({used} of FONNTE_MONTHLY_QUOTA={} used this month): WhatsApp jobs wait for next month; email continues. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
+                        self.cfg.monthly_quota
+                    );
+                }
+                (Instant::now() + Duration::from_secs(60), true)
+            }
+            None => return,
+        };
+        *self.wa_held.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
+    }
+
+    /// Whether it is time to look for jobs abandoned by dead workers: every few
+    /// seconds, and again at once while the last look found one.
+    fn sweep_due(&self) -> bool {
+        let sweep = self.sweep.lock().unwrap_or_else(|p| p.into_inner());
+        sweep.1 || sweep.0.elapsed() >= SWEEP_EVERY
+    }
+
+    /// Claims one abandoned job, if any (see [`queue::Pick::Abandoned`]).
+    fn claim_abandoned(
+        &self,
+        conn: &mut PgConnection,
+        allowed: &[Channel],
+        limits: &queue::WhatsAppLimits,
+        now: OffsetDateTime,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let mut found = None;
+        if self.reserve(1) == 1 {
+            let batch: Vec<Channel> = allowed
+                .iter()
+                .copied()
+                .filter(|c| *c != Channel::WhatsApp || !limits.gated())
+                .collect();
+            found = queue::claim_batch(
+                conn,
+                &self.cfg.queue,
+                &self.id,
+                self.cfg.retry_after,
+                &batch,
+                Pick::Abandoned,
+            )?
+            .into_iter()
+            .next();
+            if found.is_none() && limits.gated() && allowed.contains(&Channel::WhatsApp) {
+                let claim = queue::claim_whatsapp(
+                    conn,
+                    &self.cfg.queue,
+                    &self.id,
+                    self.cfg.retry_after,
+                    limits,
+                    Pick::Abandoned,
+                )?;
+                self.note_whatsapp_held(claim.whatsapp_held, now);
+                found = claim.job;
+            }
+            if found.is_none() {
+                self.unreserve(1);
+            }
+        }
+        *self.sweep.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), found.is_some());
+        Ok(found)
+    }
+
     fn step(&self, state: &mut ThreadState) -> Result<Step, StoreError> {
         if state.conn.is_none() {
             state.conn = Some(self.pool.get()?);
@@ -321,107 +445,266 @@ impl Worker {
             allowed.retain(|c| *c != Channel::WhatsApp);
         }
         let now = OffsetDateTime::now_utc();
-        let limits = queue::WhatsAppLimits {
-            min_interval: self.cfg.whatsapp_interval,
-            monthly_quota: (self.cfg.monthly_quota > 0).then_some(self.cfg.monthly_quota),
-            month: queue::month_bounds(self.cfg.zone.date_at(now), self.cfg.zone.offset()),
-        };
-        let claim = queue::claim(
-            conn,
-            &self.cfg.queue,
-            &self.id,
-            self.cfg.retry_after,
-            &allowed,
-            &limits,
-        )?;
-        let held = match claim.whatsapp_held {
-            Some(Held::Paced { next_send_at }) => {
-                let wait =
-                    (next_send_at - now).clamp(time::Duration::ZERO, time::Duration::seconds(60));
-                let wait = Duration::try_from(wait).unwrap_or_default();
-                Some((Instant::now() + wait, false))
+        let limits = self.whatsapp_limits(now);
+
+        // Jobs abandoned by a dead worker come back one at a time.
+        let mut swept = false;
+        if self.sweep_due() {
+            swept = true;
+            if let Some(job) = self.claim_abandoned(conn, &allowed, &limits, now)? {
+                self.process_batch(state, vec![job])?;
+                return Ok(Step::Worked);
             }
-            Some(Held::Quota { used }) => {
-                if !self.quota_warned.swap(true, Ordering::SeqCst) {
-                    warn!(
-                        "WhatsApp monthly quota reached ({used} of FONNTE_MONTHLY_QUOTA={} used this month): WhatsApp jobs wait for next month; email continues. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
-                        self.cfg.monthly_quota
-                    );
-                }
-                Some((Instant::now() + Duration::from_secs(60), true))
-            }
-            None => None,
-        };
-        if held.is_some() {
-            *self.wa_held.lock().unwrap_or_else(|p| p.into_inner()) = held;
         }
-        let wa_wait = held.or(wa_wait);
-        match claim.job {
-            Some(job) => {
-                if job.channel() == Channel::WhatsApp {
-                    // WhatsApp flows again: warn anew if the quota runs out later.
-                    self.quota_warned.store(false, Ordering::SeqCst);
+
+        let mut jobs = Vec::new();
+        let budget = self.reserve(self.cfg.batch.max(1));
+        // WhatsApp under pacing or a quota: one job through the shared gate.
+        if limits.gated() && allowed.contains(&Channel::WhatsApp) && budget > 0 {
+            let claim = queue::claim_whatsapp(
+                conn,
+                &self.cfg.queue,
+                &self.id,
+                self.cfg.retry_after,
+                &limits,
+                Pick::Fresh(1),
+            )?;
+            self.note_whatsapp_held(claim.whatsapp_held, now);
+            jobs.extend(claim.job);
+        }
+        let batch_channels: Vec<Channel> = allowed
+            .iter()
+            .copied()
+            .filter(|c| *c != Channel::WhatsApp || !limits.gated())
+            .collect();
+        let want = budget - jobs.len() as u32;
+        if want > 0 {
+            jobs.extend(queue::claim_batch(
+                conn,
+                &self.cfg.queue,
+                &self.id,
+                self.cfg.retry_after,
+                &batch_channels,
+                Pick::Fresh(want),
+            )?);
+        }
+        self.unreserve(budget - jobs.len() as u32);
+        if jobs.iter().any(|j| j.channel() == Channel::WhatsApp) {
+            // WhatsApp flows again: warn anew if the quota runs out later.
+            self.quota_warned.store(false, Ordering::SeqCst);
+        }
+        if jobs.is_empty() {
+            if !swept {
+                if let Some(job) = self.claim_abandoned(conn, &allowed, &limits, now)? {
+                    self.process_batch(state, vec![job])?;
+                    return Ok(Step::Worked);
                 }
-                self.claimed.fetch_add(1, Ordering::SeqCst);
-                self.process(conn, &job)?;
-                Ok(Step::Worked)
             }
             // Only pacing keeps ready WhatsApp jobs back: wait for the slot, even
             // with --once (they are due now, just not all at once).
-            None => match wa_wait {
+            let held = *self.wa_held.lock().unwrap_or_else(|p| p.into_inner());
+            return match held.filter(|(until, _)| *until > Instant::now()) {
                 Some((until, false)) => {
                     Ok(Step::Paced(until.saturating_duration_since(Instant::now())))
                 }
                 _ => Ok(Step::Idle),
-            },
+            };
+        }
+        self.process_batch(state, jobs)?;
+        Ok(Step::Worked)
+    }
+
+    /// Takes a batch of claimed jobs to their next state.
+    ///
+    /// Jobs that need no send (abandoned too often, stale, no contact, a template
+    /// error) are finished at once. The others are sent under the invoice locks of
+    /// one transaction on the thread's lock connection ([`queue::hold_batch`]), each
+    /// outcome recorded on the thread's main connection right after its send, so a
+    /// crash can repeat at most the one send in flight. After [`LOCK_SPAN`] the
+    /// locks are released and the rest of the batch is checked anew, so a billing
+    /// update never waits long. A stop or a channel-wide failure hands the jobs not
+    /// yet started back without counting their attempt.
+    fn process_batch(
+        &self,
+        state: &mut ThreadState,
+        jobs: Vec<ClaimedJob>,
+    ) -> Result<(), StoreError> {
+        let mut rest: VecDeque<Prepared> = Default::default();
+        {
+            let conn = state.conn.as_mut().expect("connection");
+            for job in jobs {
+                if let Some(p) = self.prepare(conn, job)? {
+                    rest.push_back(p);
+                }
+            }
+        }
+        let mut sent_now: HashSet<(i64, Channel)> = HashSet::new();
+        let mut seen: HashSet<i64> = HashSet::new();
+        while !rest.is_empty() {
+            if self.stopping() {
+                let ids: Vec<i64> = rest.iter().map(|p| p.job.id).collect();
+                let conn = state.conn.as_mut().expect("connection");
+                queue::release_many(conn, &ids, OffsetDateTime::now_utc())?;
+                self.unreserve(ids.len() as u32);
+                return Ok(());
+            }
+            if state.lock.is_none() {
+                match self.pool.get() {
+                    Ok(c) => state.lock = Some(c),
+                    Err(e) => {
+                        self.give_back(&rest);
+                        return Err(e.into());
+                    }
+                }
+            }
+            let ThreadState { conn, lock } = state;
+            let conn: &mut PgConnection = conn.as_mut().expect("connection");
+            let lock: &mut PgConnection = lock.as_mut().expect("lock connection");
+            let (day_start, day_end) = local_day_bounds(&self.cfg.zone, OffsetDateTime::now_utc());
+            let ids: Vec<i64> = rest.iter().map(|p| p.job.notification_id).collect();
+            let round = lock.transaction::<(), StoreError, _>(|lock| {
+                let holds = queue::hold_batch(lock, &ids, day_start, day_end)?;
+                let began = Instant::now();
+                while let Some(p) = rest.pop_front() {
+                    let d = &p.job.delivery;
+                    let channel = p.job.channel();
+                    let hold = if !seen.insert(p.job.notification_id) {
+                        Some(Hold::AlreadyFinal("claimed twice in one batch".to_owned()))
+                    } else if sent_now.contains(&(d.invoice_id, channel)) {
+                        Some(Hold::AlreadyRemindedToday)
+                    } else {
+                        holds
+                            .get(&p.job.notification_id)
+                            .cloned()
+                            .unwrap_or_else(|| {
+                                Some(Hold::AlreadyFinal("gone from the ledger".to_owned()))
+                            })
+                    };
+                    if let Some(hold) = hold {
+                        queue::finish(
+                            conn,
+                            &p.job,
+                            &Final::Skipped {
+                                reason: hold.reason(),
+                            },
+                        )?;
+                        self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                        p.log(&format!("skipped ({})", hold.reason()));
+                    } else {
+                        let rendered = p.rendered.as_ref().expect("rendered in prepare");
+                        let msg = OutgoingMessage {
+                            recipient: &p.recipient,
+                            subject: &rendered.subject,
+                            body: &rendered.body,
+                            reference: &p.reference,
+                        };
+                        let result = self.senders.get(channel).send(&msg);
+                        if result.is_ok() {
+                            sent_now.insert((d.invoice_id, channel));
+                        }
+                        let wide = match &result {
+                            Err(SendError::ChannelWide { reason, .. }) => Some(reason.clone()),
+                            _ => None,
+                        };
+                        self.record(conn, &p, result)?;
+                        if let Some(reason) = wide {
+                            // The channel is paused: hand its other jobs back untouched.
+                            let until = OffsetDateTime::now_utc() + self.pause_for(&reason);
+                            let back: Vec<i64> = rest
+                                .iter()
+                                .filter(|q| q.job.channel() == channel)
+                                .map(|q| q.job.id)
+                                .collect();
+                            queue::release_many(conn, &back, until)?;
+                            self.unreserve(back.len() as u32);
+                            self.stats
+                                .released
+                                .fetch_add(back.len() as u64, Ordering::Relaxed);
+                            rest.retain(|q| q.job.channel() != channel);
+                        }
+                    }
+                    if self.stopping() || began.elapsed() >= LOCK_SPAN {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = round {
+                self.give_back(&rest);
+                if e.is_connection_problem() {
+                    state.lock = None;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a database error mid-batch: hands the jobs not started back (best
+    /// effort; otherwise they come back after `--retry-after`, as after a crash).
+    fn give_back(&self, rest: &VecDeque<Prepared>) {
+        if rest.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rest.iter().map(|p| p.job.id).collect();
+        let back = self
+            .pool
+            .get()
+            .map_err(StoreError::from)
+            .and_then(|mut c| queue::release_many(&mut c, &ids, OffsetDateTime::now_utc()));
+        match back {
+            Ok(()) => self.unreserve(ids.len() as u32),
+            Err(e) => warn!(
+                "{} claimed jobs could not be handed back ({e}); they are taken again after --retry-after",
+                ids.len()
+            ),
         }
     }
 
-    /// Takes one claimed job to its next state.
-    fn process(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<(), StoreError> {
-        let started = Instant::now();
+    /// Checks a claimed job that needs no lock and renders its message. Jobs that
+    /// must not be sent are finished here (`None`).
+    fn prepare(
+        &self,
+        conn: &mut PgConnection,
+        job: ClaimedJob,
+    ) -> Result<Option<Prepared>, StoreError> {
+        let mut p = Prepared::new(job);
+        let early = self.early_outcome(&mut p);
+        match early {
+            None => Ok(Some(p)),
+            Some((outcome, counter, line)) => {
+                queue::finish(conn, &p.job, &outcome)?;
+                counter.fetch_add(1, Ordering::Relaxed);
+                p.log(&line);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The final state of a job that must not be sent, or `None` after rendering
+    /// its message into `p`.
+    fn early_outcome(&self, p: &mut Prepared) -> Option<(Final, &AtomicU64, String)> {
+        let job = &p.job;
         let d = &job.delivery;
-        let channel = job.channel();
-        let masked = d
-            .recipient
-            .as_deref()
-            .map(mask_recipient)
-            .unwrap_or_default();
-        let log_line = |outcome: &str| {
-            // Provider errors may quote the recipient ("0812… is not a valid number"):
-            // logs only ever show it masked.
-            let outcome = match d.recipient.as_deref() {
-                Some(raw) if !raw.is_empty() => outcome.replace(raw, &masked),
-                _ => outcome.to_owned(),
-            };
-            info!(
-                "job={} invoice={} stage={} channel={} to={} attempt={} outcome={} duration={}ms",
-                job.id,
-                d.invoice_number,
-                d.stage,
-                channel,
-                masked,
-                job.attempts,
-                outcome,
-                started.elapsed().as_millis()
-            )
-        };
         if job.attempts > self.cfg.tries as i32 {
             let error = format!(
                 "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
                 job.attempts - 1,
                 self.cfg.tries
             );
-            queue::finish(conn, job, &Final::Failed { error })?;
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            log_line("failed (abandoned)");
-            return Ok(());
+            return Some((
+                Final::Failed { error },
+                &self.stats.failed,
+                "failed (abandoned)".into(),
+            ));
         }
         let Some(stage) = d.stage() else {
             let error = format!("unknown stage {:?} in the ledger", d.stage);
-            queue::finish(conn, job, &Final::Failed { error })?;
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return Some((
+                Final::Failed { error },
+                &self.stats.failed,
+                "failed (stage)".into(),
+            ));
         };
         // A "will be due on …" reminder that waited past the due date (quota, a long
         // pause, a late retry) would now be wrong: drop it; the overdue stage follows.
@@ -431,96 +714,38 @@ impl Worker {
                 "stale: the due date {} passed before this {} reminder could be sent",
                 d.due_date, d.stage
             );
-            queue::finish(conn, job, &Final::Skipped { reason })?;
-            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-            log_line("skipped (stale)");
-            return Ok(());
+            return Some((
+                Final::Skipped { reason },
+                &self.stats.skipped,
+                "skipped (stale)".into(),
+            ));
         }
-        let Some(recipient) = d.recipient.clone() else {
-            let reason = format!("customer has no {} contact", channel);
-            queue::finish(conn, job, &Final::Skipped { reason })?;
-            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-            log_line("skipped (no contact)");
-            return Ok(());
-        };
+        if d.recipient.is_none() {
+            let reason = format!("customer has no {} contact", job.channel());
+            return Some((
+                Final::Skipped { reason },
+                &self.stats.skipped,
+                "skipped (no contact)".into(),
+            ));
+        }
         let facts = InvoiceFacts {
             customer_name: d.customer_name.clone(),
             invoice_number: d.invoice_number.clone(),
             amount: d.amount,
             due_date: d.due_date,
         };
-        let rendered = match self.templates.render(stage, channel, &facts) {
-            Ok(r) => r,
-            Err(e) => {
-                let error = format!("template error: {e}");
-                queue::finish(conn, job, &Final::Failed { error })?;
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                log_line("failed (template)");
-                return Ok(());
+        match self.templates.render(stage, job.channel(), &facts) {
+            Ok(r) => {
+                p.rendered = Some(r);
+                None
             }
-        };
-        let (day_start, day_end) = local_day_bounds(&self.cfg.zone, OffsetDateTime::now_utc());
-        let reference = format!("{}/{}", d.invoice_number, d.stage);
-        let msg = OutgoingMessage {
-            recipient: &recipient,
-            subject: &rendered.subject,
-            body: &rendered.body,
-            reference: &reference,
-        };
-        // The send happens inside the transaction that holds the invoice row lock;
-        // its result is kept outside so that a database failure after the send can
-        // never make us forget (and repeat) a message that went out.
-        let mut send_result: Option<Result<dunning_channels::Delivered, SendError>> = None;
-        let tx = conn.transaction::<Option<Hold>, StoreError, _>(|c| {
-            if let Some(hold) = queue::hold_before_send(c, d, day_start, day_end)? {
-                queue::finish(
-                    c,
-                    job,
-                    &Final::Skipped {
-                        reason: hold.reason(),
-                    },
-                )?;
-                return Ok(Some(hold));
-            }
-            let result = self.senders.get(channel).send(&msg);
-            let outcome = self.outcome_of(job, channel, &result);
-            send_result = Some(result);
-            if let Some(Final::Sent { .. }) = &outcome {
-                queue::finish(c, job, outcome.as_ref().expect("outcome"))?;
-            }
-            Ok(None)
-        });
-        match (tx, send_result) {
-            (Ok(Some(hold)), _) => {
-                self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                log_line(&format!("skipped ({})", hold.reason()));
-                Ok(())
-            }
-            (Ok(None), Some(Ok(_))) => {
-                // Recorded inside the send transaction.
-                self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                log_line("sent");
-                Ok(())
-            }
-            // A failed send, or a send whose record was lost with the transaction.
-            (_, Some(result)) => self.record(conn, job, channel, result, &log_line),
-            (Err(e), None) => Err(e),
-            (Ok(None), None) => Ok(()),
-        }
-    }
-
-    /// The final state for a successful send (other results are handled in `record`).
-    fn outcome_of(
-        &self,
-        _job: &ClaimedJob,
-        _channel: Channel,
-        result: &Result<dunning_channels::Delivered, SendError>,
-    ) -> Option<Final> {
-        match result {
-            Ok(delivered) => Some(Final::Sent {
-                provider_message_id: delivered.provider_message_id.clone(),
-            }),
-            Err(_) => None,
+            Err(e) => Some((
+                Final::Failed {
+                    error: format!("template error: {e}"),
+                },
+                &self.stats.failed,
+                "failed (template)".into(),
+            )),
         }
     }
 
@@ -528,18 +753,17 @@ impl Worker {
     fn record(
         &self,
         conn: &mut PgConnection,
-        job: &ClaimedJob,
-        channel: Channel,
+        p: &Prepared,
         result: Result<dunning_channels::Delivered, SendError>,
-        log_line: &dyn Fn(&str),
     ) -> Result<(), StoreError> {
-        match self.record_once(conn, job, channel, &result, log_line) {
+        match self.record_once(conn, p, &result) {
             Err(e) if e.is_connection_problem() => {}
             other => return other,
         }
         // The thread's connection is gone (database restart?): keep trying on fresh
         // connections until the outcome is written, for as long as nobody else may
         // take the job over.
+        let job = &p.job;
         let deadline = Instant::now() + self.cfg.retry_after;
         let mut wait = Duration::from_millis(200);
         loop {
@@ -554,9 +778,15 @@ impl Worker {
                 .pool
                 .get()
                 .map_err(StoreError::from)
-                .and_then(|mut c| self.record_once(&mut c, job, channel, &result, log_line));
+                .and_then(|mut c| self.record_once(&mut c, p, &result));
             match attempt {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Recorded; the thread's own connection is still broken.
+                    return Err(StoreError::ConnectionLost(
+                        "the worker's connection was lost (the outcome was recorded on a new one)"
+                            .to_owned(),
+                    ));
+                }
                 Err(e) if e.is_connection_problem() && Instant::now() < deadline => {}
                 Err(e) => {
                     error!("job={} outcome could not be recorded: {e}", job.id);
@@ -569,15 +799,13 @@ impl Worker {
     fn record_once(
         &self,
         conn: &mut PgConnection,
-        job: &ClaimedJob,
-        channel: Channel,
+        p: &Prepared,
         result: &Result<dunning_channels::Delivered, SendError>,
-        log_line: &dyn Fn(&str),
     ) -> Result<(), StoreError> {
+        let job = &p.job;
+        let channel = job.channel();
         match result {
             Ok(delivered) => {
-                // Usually already recorded inside the send transaction; finishing
-                // again is harmless (same values) and covers a lost commit.
                 queue::finish(
                     conn,
                     job,
@@ -586,12 +814,12 @@ impl Worker {
                     },
                 )?;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                log_line("sent");
+                p.log("sent");
             }
             Err(SendError::Permanent(e)) => {
                 queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                log_line(&format!("failed (permanent: {e})"));
+                p.log(&format!("failed (permanent: {e})"));
             }
             Err(SendError::Transient(e)) => {
                 if job.attempts < self.cfg.tries as i32 {
@@ -606,20 +834,16 @@ impl Worker {
                     let at = OffsetDateTime::now_utc() + backoff;
                     queue::retry_later(conn, job, at, e)?;
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                    log_line(&format!("retry in {}s ({e})", backoff.as_secs()));
+                    p.log(&format!("retry in {}s ({e})", backoff.as_secs()));
                 } else {
                     let error = format!("{e} (after {} attempts)", job.attempts);
                     queue::finish(conn, job, &Final::Failed { error })?;
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    log_line(&format!("failed (transient, tries exhausted: {e})"));
+                    p.log(&format!("failed (transient, tries exhausted: {e})"));
                 }
             }
             Err(SendError::ChannelWide { reason, fix }) => {
-                let pause = if reason.contains("quota") {
-                    self.cfg.channel_pause.max(Duration::from_secs(3600))
-                } else {
-                    self.cfg.channel_pause
-                };
+                let pause = self.pause_for(reason);
                 let until = OffsetDateTime::now_utc() + pause;
                 queue::release(conn, job, until)?;
                 let started = queue::pause_channel(conn, channel, until, reason)?;
@@ -631,23 +855,85 @@ impl Worker {
                         pause.as_secs() / 60
                     );
                 }
-                log_line(&format!("paused ({reason})"));
+                p.log(&format!("paused ({reason})"));
             }
             Err(other) => {
                 let e = other.to_string();
                 queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                log_line(&format!("failed ({e})"));
+                p.log(&format!("failed ({e})"));
             }
         }
         Ok(())
+    }
+
+    /// How long a channel-wide failure pauses the channel (an hour at least for a
+    /// used-up quota: it will not come back in minutes).
+    fn pause_for(&self, reason: &str) -> Duration {
+        if reason.contains("quota") {
+            self.cfg.channel_pause.max(Duration::from_secs(3600))
+        } else {
+            self.cfg.channel_pause
+        }
+    }
+}
+
+/// A claimed job that passed the checks needing no lock, with its message.
+struct Prepared {
+    job: ClaimedJob,
+    recipient: String,
+    masked: String,
+    reference: String,
+    rendered: Option<dunning_core::message::Rendered>,
+    started: Instant,
+}
+
+impl Prepared {
+    fn new(job: ClaimedJob) -> Self {
+        let d = &job.delivery;
+        Prepared {
+            recipient: d.recipient.clone().unwrap_or_default(),
+            masked: d
+                .recipient
+                .as_deref()
+                .map(mask_recipient)
+                .unwrap_or_default(),
+            reference: format!("{}/{}", d.invoice_number, d.stage),
+            rendered: None,
+            started: Instant::now(),
+            job,
+        }
+    }
+
+    /// One log line per job outcome; the recipient only ever appears masked.
+    fn log(&self, outcome: &str) {
+        let d = &self.job.delivery;
+        // Provider errors may quote the recipient ("0812… is not a valid number").
+        let outcome = match d.recipient.as_deref() {
+            Some(raw) if !raw.is_empty() => outcome.replace(raw, &self.masked),
+            _ => outcome.to_owned(),
+        };
+        info!(
+            "job={} invoice={} stage={} channel={} to={} attempt={} outcome={} duration={}ms",
+            self.job.id,
+            d.invoice_number,
+            d.stage,
+            self.job.channel(),
+            self.masked,
+            self.job.attempts,
+            outcome,
+            self.started.elapsed().as_millis()
+        )
     }
 }
 
 /// What one worker thread keeps between jobs.
 #[derive(Default)]
 struct ThreadState {
+    /// Claims and outcomes (each statement commits at once).
     conn: Option<dunning_store::PooledConn>,
+    /// The transaction holding a batch's invoice locks while it is sent.
+    lock: Option<dunning_store::PooledConn>,
 }
 
 enum Step {

@@ -1,0 +1,113 @@
+-- Batches: a worker thread claims up to N jobs in one statement and checks (and
+-- locks) their invoices in one more, instead of two round trips per job.
+
+-- Ready jobs are looked up per channel, so a channel whose backlog waits (paused,
+-- or WhatsApp paced at one message per interval) is never scanned by the other
+-- channel's claims.
+CREATE INDEX jobs_ready_channel ON jobs (queue, channel, available_at, id);
+DROP INDEX jobs_ready;
+
+-- Claims up to p_limit fresh jobs (never reserved) of the given channels, split
+-- evenly between them, oldest first; or, with p_abandoned, ONE job whose
+-- reservation is older than p_retry_after (its worker died). An abandoned job is
+-- taken back alone: it may be the job that killed its worker, and its batch-mates
+-- must not share its fate a second time. The attempt is counted here.
+CREATE FUNCTION dunning_claim_batch(p_queue text, p_worker text, p_retry_after double precision,
+                                    p_channels text[], p_limit integer, p_abandoned boolean)
+RETURNS TABLE (
+    id bigint, notification_id bigint, channel text, attempts integer,
+    invoice_id bigint, invoice_number text, amount bigint, due_date date,
+    customer_name text, stage text, recipient text, status text, run_date date
+)
+LANGUAGE plpgsql
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_ids bigint[] := '{}';
+    v_more bigint[];
+    v_channel text;
+    v_each integer;
+BEGIN
+    IF p_abandoned THEN
+        FOREACH v_channel IN ARRAY p_channels LOOP
+            SELECT array_agg(s.id) INTO v_more FROM (
+                SELECT r.id FROM jobs r
+                WHERE r.queue = p_queue AND r.channel = v_channel
+                  AND r.available_at <= now()
+                  AND r.reserved_at < now() - make_interval(secs => p_retry_after)
+                ORDER BY r.available_at, r.id
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED) s;
+            IF v_more IS NOT NULL THEN
+                v_ids := v_more;
+                EXIT;
+            END IF;
+        END LOOP;
+    ELSE
+        v_each := GREATEST(1, ceil(p_limit::numeric / GREATEST(cardinality(p_channels), 1)))::integer;
+        FOREACH v_channel IN ARRAY p_channels LOOP
+            SELECT array_agg(s.id) INTO v_more FROM (
+                SELECT r.id FROM jobs r
+                WHERE r.queue = p_queue AND r.channel = v_channel
+                  AND r.available_at <= now()
+                  AND r.reserved_at IS NULL
+                ORDER BY r.available_at, r.id
+                LIMIT v_each
+                FOR UPDATE SKIP LOCKED) s;
+            IF v_more IS NOT NULL THEN
+                v_ids := v_ids || v_more;
+            END IF;
+        END LOOP;
+    END IF;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE jobs j SET reserved_at = now(), reserved_by = p_worker, attempts = j.attempts + 1
+        WHERE j.id = ANY (v_ids)
+        RETURNING j.id, j.notification_id, j.channel, j.attempts
+    )
+    SELECT c.id, c.notification_id, c.channel, c.attempts,
+           i.id, i.number, i.amount, i.due_date,
+           cu.name, n.stage,
+           -- the customer's current contact, so a corrected number is used on retry
+           COALESCE(CASE c.channel WHEN 'email' THEN NULLIF(btrim(cu.email), '')
+                                   ELSE NULLIF(btrim(cu.phone), '') END, n.recipient),
+           n.status, n.run_date
+    FROM claimed c
+    JOIN notifications n ON n.id = c.notification_id
+    JOIN invoices i ON i.id = n.invoice_id
+    JOIN customers cu ON cu.id = i.customer_id;
+END
+$$;
+
+-- Right before a batch of sends: lock the batch's invoices (FOR SHARE, in invoice
+-- order, until the caller's transaction ends) and report, per ledger row, what the
+-- worker must check. A billing UPDATE of one of these invoices waits until the
+-- caller commits (the worker keeps a batch's locks about a second at most).
+CREATE FUNCTION dunning_hold_batch(p_notifications bigint[], p_day_start timestamptz,
+                                   p_day_end timestamptz)
+RETURNS TABLE (notification_id bigint, status text, own text, sent_today boolean)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT n.id, i.status, n.status,
+           EXISTS (SELECT 1 FROM notifications o
+                   WHERE o.invoice_id = i.id AND o.channel = n.channel AND o.id <> n.id
+                     AND o.status = 'sent' AND o.sent_at >= p_day_start AND o.sent_at < p_day_end)
+    FROM notifications n
+    JOIN invoices i ON i.id = n.invoice_id
+    WHERE n.id = ANY (p_notifications)
+    ORDER BY i.id
+    FOR SHARE OF i;
+END
+$$;
+
+-- Superseded by the batch functions (one job = a batch of one).
+DROP FUNCTION dunning_claim(text, text, double precision, text[]);
+DROP FUNCTION dunning_hold(bigint, bigint, text, timestamptz, timestamptz);

@@ -1,3 +1,4 @@
+DROP FUNCTION dunning_finish_many(bigint[], bigint[], text[], text[], text[], integer[]);
 DROP FUNCTION dunning_hold_batch(bigint[], timestamptz, timestamptz);
 DROP FUNCTION dunning_claim_batch(text, text, double precision, text[], integer, boolean);
 CREATE INDEX jobs_ready ON jobs (queue, available_at, id);

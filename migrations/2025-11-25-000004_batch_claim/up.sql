@@ -108,6 +108,32 @@ BEGIN
 END
 $$;
 
+-- Final states of several jobs at once (one statement for the outcomes that worker
+-- threads of one process record at the same moment: group commit). Each ledger row
+-- is updated and its job deleted, all or nothing. Pinned to index lookups: the
+-- planner cannot know how many rows the arrays hold.
+CREATE FUNCTION dunning_finish_many(p_notifications bigint[], p_jobs bigint[], p_statuses text[],
+                                    p_provider_message_ids text[], p_errors text[],
+                                    p_attempts integer[])
+RETURNS void
+LANGUAGE plpgsql
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+AS $$
+BEGIN
+    UPDATE notifications n
+       SET status = f.status, provider_message_id = f.provider_message_id, error = f.error,
+           attempts = f.attempts, updated_at = now(),
+           sent_at = CASE WHEN f.status = 'sent' THEN now() ELSE n.sent_at END
+      FROM unnest(p_notifications, p_statuses, p_provider_message_ids, p_errors, p_attempts)
+           AS f(id, status, provider_message_id, error, attempts)
+     WHERE n.id = f.id;
+    DELETE FROM jobs WHERE id = ANY (p_jobs);
+END
+$$;
+
 -- Superseded by the batch functions (one job = a batch of one).
 DROP FUNCTION dunning_claim(text, text, double precision, text[]);
 DROP FUNCTION dunning_hold(bigint, bigint, text, timestamptz, timestamptz);

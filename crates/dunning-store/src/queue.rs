@@ -136,11 +136,12 @@ pub fn claim_batch(
 
 /// Claims one WhatsApp job through the shared gate: it must get the send slot
 /// (`channel_state.next_send_at` moves `min_interval` ahead) and fit in this month's
-/// quota (sent plus in flight). The gate runs in a short transaction of its own
-/// *after* the claim committed, holding the slot row's lock while it counts, so
-/// concurrent workers see each other's claims and can overrun neither pacing nor
-/// quota. A job that does not get through is handed back untouched (its attempt is
-/// not counted). Nobody sleeps while holding a job.
+/// quota (sent plus in flight). Slot, count and claim happen in one short
+/// transaction that holds the slot row's lock throughout, so WhatsApp claims are
+/// serialised and every job in flight has passed the gate: concurrent workers can
+/// overrun neither pacing nor quota, and never hold each other back by counting a
+/// job that has not passed yet. Nobody sleeps while holding a job. `whatsapp_held`
+/// is set only when a WhatsApp job is ready but must wait.
 pub fn claim_whatsapp(
     conn: &mut PgConnection,
     queue: &str,
@@ -153,43 +154,19 @@ pub fn claim_whatsapp(
         Pick::Fresh(_) => Pick::Fresh(1),
         Pick::Abandoned => Pick::Abandoned,
     };
-    let job = claim_batch(conn, queue, worker, retry_after, &[Channel::WhatsApp], pick)?
-        .into_iter()
-        .next();
-    let Some(job) = job else {
-        return Ok(Claim {
-            job: None,
-            whatsapp_held: None,
-        });
+    let claim_one = |conn: &mut PgConnection| -> Result<Option<ClaimedJob>> {
+        Ok(
+            claim_batch(conn, queue, worker, retry_after, &[Channel::WhatsApp], pick)?
+                .into_iter()
+                .next(),
+        )
     };
     if !wa.gated() {
         return Ok(Claim {
-            job: Some(job),
+            job: claim_one(conn)?,
             whatsapp_held: None,
         });
     }
-    match whatsapp_gate(conn, wa, job.id)? {
-        None => Ok(Claim {
-            job: Some(job),
-            whatsapp_held: None,
-        }),
-        Some(why) => {
-            unclaim(conn, job.id)?;
-            Ok(Claim {
-                job: None,
-                whatsapp_held: Some(why),
-            })
-        }
-    }
-}
-
-/// Takes the WhatsApp send slot and checks the quota, atomically (see [`claim`]).
-/// `None`: the job may go; `Some`: why it must wait.
-fn whatsapp_gate(
-    conn: &mut PgConnection,
-    wa: &WhatsAppLimits,
-    job_id: i64,
-) -> Result<Option<Held>> {
     #[derive(QueryableByName)]
     struct Slot {
         #[diesel(sql_type = Timestamptz)]
@@ -197,53 +174,80 @@ fn whatsapp_gate(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         free: bool,
     }
-    let gate = conn.transaction::<Option<Held>, diesel::result::Error, _>(|conn| {
+    conn.transaction::<Claim, crate::StoreError, _>(|conn| {
         // Lock the slot row: WhatsApp claims are serialised from here to commit.
         let slot: Slot = diesel::sql_query(
             "SELECT GREATEST(next_send_at, now()) AS next_send_at, next_send_at <= now() AS free
              FROM channel_state WHERE channel = 'whatsapp' FOR UPDATE",
         )
         .get_result(conn)?;
+        let mut held = None;
         if !slot.free {
-            return Ok(Some(Held::Paced {
+            held = Some(Held::Paced {
                 next_send_at: slot.next_send_at,
-            }));
-        }
-        if let Some(quota) = wa.monthly_quota {
+            });
+        } else if let Some(quota) = wa.monthly_quota {
             // A new statement after taking the lock: sees every claim committed so far.
-            let used = whatsapp_used(conn, wa.month, job_id)?;
+            let used = whatsapp_used(conn, wa.month, retry_after)?;
             if used >= i64::from(quota) {
-                return Ok(Some(Held::Quota { used }));
+                held = Some(Held::Quota { used });
             }
         }
-        diesel::sql_query(
-            "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
-             WHERE channel = 'whatsapp'",
-        )
-        .bind::<Double, _>(wa.min_interval.as_secs_f64())
-        .execute(conn)?;
-        Ok(None)
-    })?;
-    Ok(gate)
+        if held.is_some() {
+            let ready = whatsapp_ready(conn, queue, retry_after, pick)?;
+            return Ok(Claim {
+                job: None,
+                whatsapp_held: held.filter(|_| ready),
+            });
+        }
+        let job = claim_one(conn)?;
+        if job.is_some() {
+            diesel::sql_query(
+                "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
+                 WHERE channel = 'whatsapp'",
+            )
+            .bind::<Double, _>(wa.min_interval.as_secs_f64())
+            .execute(conn)?;
+        }
+        Ok(Claim {
+            job,
+            whatsapp_held: None,
+        })
+    })
 }
 
-/// Hands a job back as if it had never been claimed.
-fn unclaim(conn: &mut PgConnection, job_id: i64) -> Result<()> {
-    diesel::sql_query(
-        "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, attempts = GREATEST(attempts - 1, 0)
-         WHERE id = $1",
+/// Whether a WhatsApp job of `queue` is ready for a claim of kind `pick`.
+fn whatsapp_ready(
+    conn: &mut PgConnection,
+    queue: &str,
+    retry_after: Duration,
+    pick: Pick,
+) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ready: bool,
+    }
+    let query = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND channel = 'whatsapp'
+             AND available_at <= now()
+             AND CASE WHEN $2 THEN reserved_at < now() - make_interval(secs => $3)
+                      ELSE reserved_at IS NULL END) AS ready",
     )
-    .bind::<BigInt, _>(job_id)
-    .execute(conn)?;
-    Ok(())
+    .bind::<Text, _>(queue)
+    .bind::<diesel::sql_types::Bool, _>(pick == Pick::Abandoned)
+    .bind::<Double, _>(retry_after.as_secs_f64());
+    let r: R = query.get_result(conn)?;
+    Ok(r.ready)
 }
 
 /// WhatsApp messages that count against this month's quota: sent in the month, plus
-/// jobs reserved by workers right now (other than `except_job`).
+/// jobs reserved by live workers right now (all of them passed the gate; a
+/// reservation older than `retry_after` is counted again when it is taken back).
 fn whatsapp_used(
     conn: &mut PgConnection,
     month: (OffsetDateTime, OffsetDateTime),
-    except_job: i64,
+    retry_after: Duration,
 ) -> Result<i64, diesel::result::Error> {
     #[derive(QueryableByName)]
     struct N {
@@ -254,11 +258,12 @@ fn whatsapp_used(
         "SELECT (SELECT count(*) FROM notifications
                   WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
               + (SELECT count(*) FROM jobs
-                  WHERE channel = 'whatsapp' AND reserved_at IS NOT NULL AND id <> $3) AS n",
+                  WHERE channel = 'whatsapp'
+                    AND reserved_at >= now() - make_interval(secs => $3)) AS n",
     )
     .bind::<Timestamptz, _>(month.0)
     .bind::<Timestamptz, _>(month.1)
-    .bind::<BigInt, _>(except_job)
+    .bind::<Double, _>(retry_after.as_secs_f64())
     .get_result(conn)?;
     Ok(n.n)
 }
@@ -381,13 +386,7 @@ pub enum Final {
 /// Records a final state in the ledger and deletes the job, atomically (one
 /// statement, so it needs no transaction of its own).
 pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-    let (status, provider_id, error) = match outcome {
-        Final::Sent {
-            provider_message_id,
-        } => ("sent", provider_message_id.as_deref(), None),
-        Final::Failed { error } => ("failed", None, Some(error.as_str())),
-        Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
-    };
+    let (status, provider_id, error) = final_columns(outcome);
     diesel::sql_query("SELECT dunning_finish($1, $6, $2, $3, $4, $5)")
         .bind::<BigInt, _>(job.notification_id)
         .bind::<Text, _>(status)
@@ -397,6 +396,69 @@ pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Res
         .bind::<BigInt, _>(job.id)
         .execute(conn)?;
     Ok(())
+}
+
+/// One job's final state, for [`finish_many`].
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub notification_id: i64,
+    pub job_id: i64,
+    pub attempts: i32,
+    pub outcome: Final,
+}
+
+impl Finished {
+    /// The final state `outcome` of `job`.
+    pub fn of(job: &ClaimedJob, outcome: Final) -> Self {
+        Finished {
+            notification_id: job.notification_id,
+            job_id: job.id,
+            attempts: job.attempts,
+            outcome,
+        }
+    }
+}
+
+/// [`finish`] for several jobs in one statement: all are recorded, or none.
+pub fn finish_many(conn: &mut PgConnection, items: &[Finished]) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut notifications = Vec::with_capacity(items.len());
+    let mut jobs = Vec::with_capacity(items.len());
+    let mut statuses = Vec::with_capacity(items.len());
+    let mut provider_ids: Vec<Option<&str>> = Vec::with_capacity(items.len());
+    let mut errors: Vec<Option<&str>> = Vec::with_capacity(items.len());
+    let mut attempts = Vec::with_capacity(items.len());
+    for f in items {
+        let (status, provider_id, error) = final_columns(&f.outcome);
+        notifications.push(f.notification_id);
+        jobs.push(f.job_id);
+        statuses.push(status);
+        provider_ids.push(provider_id);
+        errors.push(error);
+        attempts.push(f.attempts);
+    }
+    diesel::sql_query("SELECT dunning_finish_many($1, $2, $3, $4, $5, $6)")
+        .bind::<Array<BigInt>, _>(&notifications)
+        .bind::<Array<BigInt>, _>(&jobs)
+        .bind::<Array<Text>, _>(&statuses)
+        .bind::<Array<Nullable<Text>>, _>(&provider_ids)
+        .bind::<Array<Nullable<Text>>, _>(&errors)
+        .bind::<Array<Integer>, _>(&attempts)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The ledger columns of a final state: status, provider message id, error.
+fn final_columns(outcome: &Final) -> (&'static str, Option<&str>, Option<&str>) {
+    match outcome {
+        Final::Sent {
+            provider_message_id,
+        } => ("sent", provider_message_id.as_deref(), None),
+        Final::Failed { error } => ("failed", None, Some(error.as_str())),
+        Final::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
+    }
 }
 
 /// The UTC instants where the local calendar month containing `today` starts and

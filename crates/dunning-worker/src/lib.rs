@@ -5,6 +5,7 @@
 //! number of threads, processes and hosts can run against one database.
 
 pub mod cli;
+mod group;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use dunning_core::config::SendWindow;
 use dunning_core::mask::mask_recipient;
 use dunning_core::message::{InvoiceFacts, Templates};
 use dunning_core::{Channel, Zone};
-use dunning_store::queue::{self, ClaimedJob, Final, Held, Hold, Pick};
+use dunning_store::queue::{self, ClaimedJob, Final, Finished, Held, Hold, Pick};
 use dunning_store::{PgPool, StoreError};
 use log::{error, info, warn};
 use time::OffsetDateTime;
@@ -120,6 +121,7 @@ pub struct Worker {
     channel_cache: std::sync::Mutex<Option<(Instant, Vec<Channel>)>>,
     /// When this process last looked for abandoned jobs, and whether it found one.
     sweep: std::sync::Mutex<(Instant, bool)>,
+    group: group::GroupCommit,
     pool: PgPool,
     senders: Senders,
     templates: Arc<Templates>,
@@ -149,6 +151,7 @@ impl Worker {
             channel_cache: std::sync::Mutex::new(None),
             // The first claim looks for abandoned jobs at once.
             sweep: std::sync::Mutex::new((Instant::now(), true)),
+            group: group::GroupCommit::default(),
             pool,
             senders,
             templates: Arc::new(templates),
@@ -183,6 +186,12 @@ impl Worker {
         });
         if let Ok(mut conn) = self.pool.get() {
             let _ = queue::worker_stopped(&mut conn, &self.id, self.stats.finished() as i64);
+        }
+        let (groups, outcomes, largest) = self.group.figures();
+        if outcomes > 0 {
+            log::debug!(
+                "{outcomes} outcomes recorded in {groups} statements (up to {largest} at once)"
+            );
         }
     }
 
@@ -581,10 +590,10 @@ impl Worker {
                             })
                     };
                     if let Some(hold) = hold {
-                        queue::finish(
+                        self.finish_job(
                             conn,
                             &p.job,
-                            &Final::Skipped {
+                            Final::Skipped {
                                 reason: hold.reason(),
                             },
                         )?;
@@ -673,7 +682,7 @@ impl Worker {
         match early {
             None => Ok(Some(p)),
             Some((outcome, counter, line)) => {
-                queue::finish(conn, &p.job, &outcome)?;
+                self.finish_job(conn, &p.job, outcome)?;
                 counter.fetch_add(1, Ordering::Relaxed);
                 p.log(&line);
                 Ok(None)
@@ -806,10 +815,10 @@ impl Worker {
         let channel = job.channel();
         match result {
             Ok(delivered) => {
-                queue::finish(
+                self.finish_job(
                     conn,
                     job,
-                    &Final::Sent {
+                    Final::Sent {
                         provider_message_id: delivered.provider_message_id.clone(),
                     },
                 )?;
@@ -817,7 +826,7 @@ impl Worker {
                 p.log("sent");
             }
             Err(SendError::Permanent(e)) => {
-                queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
+                self.finish_job(conn, job, Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 p.log(&format!("failed (permanent: {e})"));
             }
@@ -837,7 +846,7 @@ impl Worker {
                     p.log(&format!("retry in {}s ({e})", backoff.as_secs()));
                 } else {
                     let error = format!("{e} (after {} attempts)", job.attempts);
-                    queue::finish(conn, job, &Final::Failed { error })?;
+                    self.finish_job(conn, job, Final::Failed { error })?;
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     p.log(&format!("failed (transient, tries exhausted: {e})"));
                 }
@@ -859,12 +868,22 @@ impl Worker {
             }
             Err(other) => {
                 let e = other.to_string();
-                queue::finish(conn, job, &Final::Failed { error: e.clone() })?;
+                self.finish_job(conn, job, Final::Failed { error: e.clone() })?;
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 p.log(&format!("failed ({e})"));
             }
         }
         Ok(())
+    }
+
+    /// Records a final state (committed before this returns; see [`group`]).
+    fn finish_job(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        outcome: Final,
+    ) -> Result<(), StoreError> {
+        self.group.finish(conn, Finished::of(job, outcome))
     }
 
     /// How long a channel-wide failure pauses the channel (an hour at least for a

@@ -611,3 +611,161 @@ fn drain_rate_with_noop_channels() {
         );
     }
 }
+
+fn pause_whatsapp(s: &Setup) {
+    exec(
+        &mut s.db.conn(),
+        "UPDATE channel_state SET paused_until = now() + interval '1 hour', pause_reason = 'test'
+         WHERE channel = 'whatsapp'",
+    );
+}
+
+#[test]
+fn abandoned_jobs_come_back_one_at_a_time_and_never_in_a_fresh_batch() {
+    use dunning_store::queue::{Pick, claim_batch};
+    let s = setup(5);
+    let mut c = s.db.conn();
+    // The five email jobs were in the batch of a worker that died.
+    exec(
+        &mut c,
+        "UPDATE jobs SET reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1
+         WHERE channel = 'email'",
+    );
+    let both = [Channel::Email, Channel::WhatsApp];
+    let ttl = Duration::from_secs(120);
+    let fresh = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(20)).unwrap();
+    assert_eq!(fresh.len(), 5, "{fresh:?}");
+    assert!(
+        fresh
+            .iter()
+            .all(|j| j.channel == "whatsapp" && j.attempts == 1)
+    );
+    assert!(
+        claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(20))
+            .unwrap()
+            .is_empty()
+    );
+    let mut back = Vec::new();
+    loop {
+        let one = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Abandoned).unwrap();
+        assert!(one.len() <= 1, "abandoned jobs came back together: {one:?}");
+        match one.into_iter().next() {
+            Some(j) => {
+                assert_eq!((j.channel.as_str(), j.attempts), ("email", 2));
+                back.push(j.id);
+            }
+            None => break,
+        }
+    }
+    back.sort_unstable();
+    back.dedup();
+    assert_eq!(back.len(), 5);
+}
+
+#[test]
+fn one_batch_never_sends_two_reminders_for_one_invoice_and_channel() {
+    let s = setup(1);
+    pause_whatsapp(&s);
+    // Yesterday's T-7 email is still queued (e.g. waited for a retry) next to
+    // today's T-3: both come in one batch, and only one may go out today.
+    let mut c = s.db.conn();
+    exec(
+        &mut c,
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
+         SELECT id, customer_id, 'T-7', 'email', DATE 'today' - 1, 'c1@example.com', 'queued', due_date
+         FROM invoices",
+    );
+    exec(
+        &mut c,
+        "INSERT INTO jobs (queue, notification_id, channel)
+         SELECT 'default', id, 'email' FROM notifications WHERE stage = 'T-7'",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(
+        s.email.calls(),
+        1,
+        "two reminders on one channel in one day"
+    );
+    let email: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "email")
+        .collect();
+    assert_eq!(email.len(), 2);
+    assert_eq!(email.iter().filter(|r| r.status == "sent").count(), 1);
+    let skipped: Vec<&Row> = email.iter().filter(|r| r.status == "skipped").collect();
+    assert_eq!(
+        skipped[0].error.as_deref(),
+        Some("already reminded on this channel today"),
+        "{email:?}"
+    );
+}
+
+#[test]
+fn a_channel_wide_failure_mid_batch_hands_the_rest_of_that_channel_back() {
+    let s = setup(4);
+    s.whatsapp.answer(Err(SendError::ChannelWide {
+        reason: "token invalid".into(),
+        fix: "copy the device token".into(),
+    }));
+    // No pacing, no quota: WhatsApp jobs are claimed in the same batch as email.
+    let cfg = Config {
+        monthly_quota: 0,
+        batch: 20,
+        ..Config::for_tests("default")
+    };
+    worker(&s, cfg).run();
+    assert_eq!(s.whatsapp.calls(), 1, "kept sending on a paused channel");
+    assert_eq!(s.email.calls(), 4);
+    let wa: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "whatsapp")
+        .collect();
+    assert!(
+        wa.iter()
+            .all(|r| r.status == "queued" && r.job_attempts == Some(0) && r.reserved_by.is_none()),
+        "{wa:?}"
+    );
+}
+
+#[test]
+fn a_payment_waits_for_a_short_lock_span_not_for_the_whole_batch() {
+    let n = 8;
+    let s = Setup {
+        email: Double::slow(Channel::Email, Duration::from_millis(400)),
+        ..setup(n)
+    };
+    pause_whatsapp(&s);
+    let cfg = Config {
+        batch: 20,
+        ..Config::for_tests("default")
+    };
+    let w = worker(&s, cfg);
+    let last = format!("INV-{n:06}");
+    let calls_at_commit = std::thread::scope(|scope| {
+        let drain = scope.spawn(|| w.run());
+        while s.email.calls() == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The whole batch takes n × 400 ms; the payment must not wait for all of it.
+        sql_query(
+            "UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now() WHERE number = $1",
+        )
+        .bind::<Text, _>(&last)
+        .execute(&mut s.db.conn())
+        .unwrap();
+        let at = s.email.calls();
+        drain.join().unwrap();
+        at
+    });
+    assert!(
+        calls_at_commit < n as usize,
+        "the payment waited for the whole batch ({calls_at_commit} sends)"
+    );
+    assert_eq!(s.email.calls(), n as usize - 1);
+    let paid: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.number == last && r.channel == "email")
+        .collect();
+    assert_eq!(paid[0].status, "skipped");
+    assert_eq!(paid[0].error.as_deref(), Some("invoice is paid"));
+}

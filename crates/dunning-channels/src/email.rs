@@ -1,27 +1,36 @@
 //! Email: message building (lettre), the `.eml` outbox and pooled SMTP.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use dunning_core::config::{Encryption, MailDriver, MailFrom, SmtpSettings};
 use dunning_core::contact::validate_email;
 use dunning_core::mask::mask_email;
 use dunning_core::{Channel, Settings};
+use lettre::address::Envelope;
 use lettre::message::header::{self, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::{Error as SmtpError, PoolConfig, SmtpTransport};
-use lettre::{Address, Message, Transport};
+use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
+use lettre::{Address, Message};
 
 use crate::outbox::{outbox_error, safe_reference, unique_token, write_atomic};
 use crate::{ChannelOptions, Delivered, OutgoingMessage, SendError, Sender};
 
-/// The most connections one sender keeps open to the SMTP server.
-const POOL_MAX_SIZE: u32 = 8;
-/// Idle pooled connections are closed after this; servers drop them after a few
-/// minutes anyway, and a pooled connection is checked with `NOOP` before reuse.
+/// The most idle connections one sender keeps open to the SMTP server.
+const POOL_MAX_SIZE: usize = 8;
+/// A pooled connection idle for this long is closed (`QUIT`) instead of reused:
+/// servers drop idle clients after a few minutes anyway. A younger one is reused
+/// without a `NOOP` check; if the server closed it meanwhile, the message is sent
+/// again on a new connection (see [`SmtpPool::send`]).
 const POOL_IDLE: Duration = Duration::from_secs(60);
+/// How long a best-effort `QUIT` waits for the server's reply.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest timeout used, whatever `MAIL_TIMEOUT` says (a zero timeout means
 /// "none" to the OS, which could hang a worker forever).
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
@@ -156,7 +165,7 @@ pub fn email_sender_with(
         })),
         MailDriver::Smtp(smtp) => Ok(Box::new(SmtpSender {
             from: settings.mail_from.clone(),
-            transport: transport(smtp, options)?,
+            pool: SmtpPool::new(Connector::new(smtp, options)?),
             smtp: smtp.clone(),
         })),
     }
@@ -173,9 +182,12 @@ pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<
         }
         MailDriver::Smtp(smtp) => smtp,
     };
-    let transport = transport(smtp, options)?;
-    let result = transport.test_connection();
-    transport.shutdown();
+    let connector = Connector::new(smtp, options)?;
+    let result = connector.connect().map(|mut conn| {
+        let answered = conn.test_connected();
+        close(conn);
+        answered
+    });
     match result {
         Ok(true) => Ok(format!(
             "{}: connected{}{}",
@@ -202,29 +214,75 @@ fn endpoint(smtp: &SmtpSettings) -> String {
     format!("SMTP server {}:{}", smtp.host, smtp.port)
 }
 
-/// A pooled lettre transport for `smtp`. No connection is made here.
-fn transport(smtp: &SmtpSettings, options: &ChannelOptions) -> Result<SmtpTransport, SendError> {
-    let tls = match smtp.encryption {
-        Encryption::StartTls => Tls::Required(tls_parameters(smtp, options)?),
-        Encryption::Tls => Tls::Wrapper(tls_parameters(smtp, options)?),
-        Encryption::None => Tls::None,
-    };
-    let mut builder = SmtpTransport::builder_dangerous(smtp.host.as_str())
-        .port(smtp.port)
-        .tls(tls)
-        .timeout(Some(smtp.timeout.max(MIN_TIMEOUT)))
-        .pool_config(
-            PoolConfig::new()
-                .max_size(POOL_MAX_SIZE)
-                .idle_timeout(POOL_IDLE),
-        );
-    if let Some(user) = &smtp.username {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            smtp.password.expose().to_owned(),
-        ));
+/// Where and how to open a connection: TLS mode, timeout, login. Cheap to keep;
+/// no connection is made until [`Connector::connect`].
+struct Connector {
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    timeout: Duration,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+}
+
+enum TlsMode {
+    /// `MAIL_ENCRYPTION=tls`: STARTTLS required.
+    StartTls(TlsParameters),
+    /// `MAIL_ENCRYPTION=ssl`: TLS from the first byte.
+    Implicit(TlsParameters),
+    /// `MAIL_ENCRYPTION=none`.
+    None,
+}
+
+impl Connector {
+    fn new(smtp: &SmtpSettings, options: &ChannelOptions) -> Result<Connector, SendError> {
+        let tls = match smtp.encryption {
+            Encryption::StartTls => TlsMode::StartTls(tls_parameters(smtp, options)?),
+            Encryption::Tls => TlsMode::Implicit(tls_parameters(smtp, options)?),
+            Encryption::None => TlsMode::None,
+        };
+        Ok(Connector {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            tls,
+            timeout: smtp.timeout.max(MIN_TIMEOUT),
+            credentials: smtp
+                .username
+                .as_ref()
+                .map(|user| Credentials::new(user.clone(), smtp.password.expose().to_owned())),
+            // The host name, or 127.0.0.1 as an address literal (lettre's default).
+            hello: ClientId::default(),
+        })
     }
-    Ok(builder.build())
+
+    /// A new connection, ready for a transaction: greeting and `EHLO` read, TLS
+    /// negotiated (`STARTTLS` + `EHLO` again, or implicit), logged in with `PLAIN` or
+    /// `LOGIN` when a username is set. Every timeout is `MAIL_TIMEOUT`.
+    fn connect(&self) -> Result<SmtpConnection, SmtpError> {
+        let implicit = match &self.tls {
+            TlsMode::Implicit(tls) => Some(tls),
+            _ => None,
+        };
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            implicit,
+            None,
+        )?;
+        if let TlsMode::StartTls(tls) = &self.tls {
+            // Fails with "STARTTLS is not supported" when the server does not offer it:
+            // never falls back to plain text.
+            conn.starttls(tls, &self.hello)?;
+        }
+        if let Some(credentials) = &self.credentials
+            && let Err(e) = conn.auth(DEFAULT_MECHANISMS, credentials)
+        {
+            close(conn);
+            return Err(e);
+        }
+        Ok(conn)
+    }
 }
 
 fn tls_parameters(
@@ -298,7 +356,7 @@ impl Sender for EmlOutbox {
 struct SmtpSender {
     from: MailFrom,
     smtp: SmtpSettings,
-    transport: SmtpTransport,
+    pool: SmtpPool,
 }
 
 impl Sender for SmtpSender {
@@ -308,7 +366,7 @@ impl Sender for SmtpSender {
 
     fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError> {
         let (message, message_id) = build(&self.from, msg)?;
-        match self.transport.send(&message) {
+        match self.pool.send(message.envelope(), &message.formatted()) {
             Ok(response) => {
                 log::info!(
                     "email {} to {} accepted by {}: {} {}",
@@ -322,18 +380,342 @@ impl Sender for SmtpSender {
                     provider_message_id: Some(message_id),
                 })
             }
-            Err(e) => {
+            Err(failed) => {
+                let err = match &failed.error {
+                    Failure::Smtp(e) => classify(&self.smtp, e),
+                    // Deterministic: sending the same message again cannot succeed.
+                    Failure::Refused(why) => SendError::Permanent(format!(
+                        "cannot send to {}: {why}",
+                        endpoint(&self.smtp)
+                    )),
+                };
                 // Servers quote the recipient in their replies; errors end up in logs.
-                let err = mask_in(classify(&self.smtp, &e), msg.recipient);
+                let err = mask_in(err, msg.recipient);
                 log::warn!(
-                    "email {} to {} not sent: {err}",
+                    "email {} to {} not sent ({}): {err}",
                     msg.reference,
-                    mask_email(msg.recipient)
+                    mask_email(msg.recipient),
+                    failed.stage.describe()
                 );
                 Err(err)
             }
         }
     }
+}
+
+/// Up to [`POOL_MAX_SIZE`] idle, logged-in connections, shared by the threads.
+///
+/// A connection is taken for one transaction and put back after it. Unlike lettre's
+/// pool, a connection idle for less than [`POOL_IDLE`] is reused without a `NOOP`
+/// round trip first; a server that closed it meanwhile is noticed by the transaction
+/// itself, before anything was delivered, and the message goes out on a new
+/// connection instead.
+struct SmtpPool {
+    connector: Connector,
+    /// Oldest first: a connection is parked at the end and taken from the end.
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    conn: SmtpConnection,
+    since: Instant,
+}
+
+/// Where in the exchange a send failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Opening a new connection: TCP, greeting, `EHLO`, TLS, `AUTH`.
+    Connect,
+    /// Before `MAIL FROM`: the client refused to send (nothing was sent).
+    Envelope,
+    Mail,
+    Rcpt,
+    Data,
+    /// The message itself and the final `.`. The server may have accepted it.
+    Payload,
+}
+
+impl Stage {
+    fn describe(self) -> &'static str {
+        match self {
+            Stage::Connect => "while connecting",
+            Stage::Envelope => "before MAIL FROM",
+            Stage::Mail => "at MAIL FROM",
+            Stage::Rcpt => "at RCPT TO",
+            Stage::Data => "at DATA",
+            Stage::Payload => "sending the message data",
+        }
+    }
+}
+
+enum Failure {
+    /// An error from the server or the connection.
+    Smtp(SmtpError),
+    /// The client cannot send this message to this server (e.g. a non-ASCII address
+    /// and no `SMTPUTF8`).
+    Refused(String),
+}
+
+struct Failed {
+    stage: Stage,
+    error: Failure,
+}
+
+impl Failed {
+    fn at(stage: Stage) -> impl FnOnce(SmtpError) -> Failed {
+        move |e| Failed {
+            stage,
+            error: Failure::Smtp(e),
+        }
+    }
+
+    /// The server (or the network) closed the connection before the message was
+    /// sent: an I/O error, end of stream (or an unreadable reply), or `421` (the
+    /// server is closing the connection). Nothing was delivered. A timeout does not
+    /// count: the server may be alive but slow, and waiting twice would double the
+    /// time a worker blocks.
+    fn closed_before_payload(&self) -> bool {
+        let Failure::Smtp(e) = &self.error else {
+            return false;
+        };
+        if self.stage == Stage::Payload || self.stage == Stage::Connect {
+            return false;
+        }
+        match e.status() {
+            Some(code) => u16::from(code) == 421,
+            None => !e.is_client() && !e.is_timeout(),
+        }
+    }
+}
+
+impl SmtpPool {
+    fn new(connector: Connector) -> SmtpPool {
+        SmtpPool {
+            connector,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends one message: on a pooled connection if one is fresh enough, else on a
+    /// new one. When a reused connection turns out closed before the message was
+    /// sent ([`Failed::closed_before_payload`]), it is dropped and the message is sent
+    /// once more on a new connection; nothing was delivered, so this cannot make a
+    /// duplicate. Failures on a new connection are returned as they are.
+    fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, Failed> {
+        if let Some(mut conn) = self.take() {
+            match transaction(&mut conn, envelope, email) {
+                Ok(response) => {
+                    self.park(conn);
+                    return Ok(response);
+                }
+                Err(failed) if failed.closed_before_payload() => {
+                    if let Failure::Smtp(e) = &failed.error {
+                        log::debug!(
+                            "pooled SMTP connection to {}:{} was closed {} ({}); sending on a new connection",
+                            self.connector.host,
+                            self.connector.port,
+                            failed.stage.describe(),
+                            error_chain(e)
+                        );
+                    }
+                    close(conn);
+                }
+                Err(failed) => {
+                    self.after_failure(conn, &failed);
+                    return Err(failed);
+                }
+            }
+        }
+        let mut conn = self
+            .connector
+            .connect()
+            .map_err(Failed::at(Stage::Connect))?;
+        match transaction(&mut conn, envelope, email) {
+            Ok(response) => {
+                self.park(conn);
+                Ok(response)
+            }
+            Err(failed) => {
+                self.after_failure(conn, &failed);
+                Err(failed)
+            }
+        }
+    }
+
+    /// The most recently used idle connection, if it was idle less than
+    /// [`POOL_IDLE`]. Connections idle longer are closed.
+    fn take(&self) -> Option<SmtpConnection> {
+        let (conn, stale) = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let old = idle
+                .iter()
+                .take_while(|c| c.since.elapsed() >= POOL_IDLE)
+                .count();
+            let stale: Vec<Idle> = idle.drain(..old).collect();
+            (idle.pop().map(|c| c.conn), stale)
+        };
+        if !stale.is_empty() {
+            // Off this thread: a server that vanished would make each QUIT wait.
+            let closer = move || stale.into_iter().for_each(|c| close(c.conn));
+            let spawned = std::thread::Builder::new()
+                .name("smtp-close".into())
+                .spawn(closer);
+            if let Err(e) = spawned {
+                log::debug!("cannot start a thread to close idle SMTP connections: {e}");
+            }
+        }
+        conn
+    }
+
+    /// Puts a connection back for the next message, or closes it when the pool is
+    /// full.
+    fn park(&self, conn: SmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        let extra = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < POOL_MAX_SIZE {
+                idle.push(Idle {
+                    conn,
+                    since: Instant::now(),
+                });
+                None
+            } else {
+                Some(conn)
+            }
+        };
+        if let Some(conn) = extra {
+            close(conn);
+        }
+    }
+
+    /// Keeps a connection whose transaction the server refused with a reply code,
+    /// once the transaction is reset; closes any other.
+    fn after_failure(&self, mut conn: SmtpConnection, failed: &Failed) {
+        let reusable = match &failed.error {
+            // Nothing was sent.
+            Failure::Refused(_) => true,
+            Failure::Smtp(e) => match e.status() {
+                // 421: the server is closing the connection.
+                Some(code) if u16::from(code) != 421 => match failed.stage {
+                    // The reply to the final `.` ends the transaction.
+                    Stage::Payload => true,
+                    _ => conn.command(Rset).is_ok(),
+                },
+                // No reply (I/O error, timeout, garbage): the state is unknown.
+                _ => false,
+            },
+        };
+        if reusable {
+            self.park(conn);
+        } else {
+            close(conn);
+        }
+    }
+}
+
+impl Drop for SmtpPool {
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for c in idle {
+            close(c.conn);
+        }
+    }
+}
+
+/// One mail transaction on `conn`: `MAIL FROM`, one `RCPT TO` per recipient, `DATA`,
+/// then the message, each reply read before the next command (so the failing
+/// [`Stage`] is known; no `PIPELINING`, which lettre's `EHLO` parsing does not report).
+///
+/// A failure in [`Stage::Payload`] is ambiguous: when the connection breaks after
+/// the final `.` was written, the server may have queued the message although its
+/// reply never arrived. The caller reports it as transient and the worker retries,
+/// so the customer may get that reminder twice; that is preferred to losing it. It
+/// is never retried here.
+fn transaction(
+    conn: &mut SmtpConnection,
+    envelope: &Envelope,
+    email: &[u8],
+) -> Result<Response, Failed> {
+    let refused = |why: &str| Failed {
+        stage: Stage::Envelope,
+        error: Failure::Refused(why.to_owned()),
+    };
+    // The same checks and parameters as lettre's `SmtpConnection::send`.
+    let mut parameters = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(refused(
+                "the address is not ASCII and the server does not support SMTPUTF8",
+            ));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !email.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(refused(
+                "the message is not ASCII and the server does not support 8BITMIME",
+            ));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), parameters))
+        .map_err(Failed::at(Stage::Mail))?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), Vec::new()))
+            .map_err(Failed::at(Stage::Rcpt))?;
+    }
+    conn.command(Data).map_err(Failed::at(Stage::Data))?;
+    match std::str::from_utf8(email) {
+        // One write for the message and the final `.` (lettre's `message` makes two:
+        // two TLS records and two segments, and one more wake-up of the server).
+        // Built messages are ASCII; anything else goes through lettre.
+        Ok(text) => conn
+            .command(Payload(text))
+            .map_err(Failed::at(Stage::Payload)),
+        Err(_) => conn.message(email).map_err(Failed::at(Stage::Payload)),
+    }
+}
+
+/// The message as sent after `DATA`: every line that starts with `.` gets another
+/// `.` (RFC 5321 4.5.2, as lettre's `ClientCodec` does), then `CRLF . CRLF`.
+struct Payload<'a>(&'a str);
+
+impl std::fmt::Display for Payload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line_start = true;
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            if line_start && rest.starts_with('.') {
+                f.write_str(".")?;
+            }
+            match rest.find("\r\n") {
+                Some(i) => {
+                    f.write_str(&rest[..i + 2])?;
+                    rest = &rest[i + 2..];
+                    line_start = true;
+                }
+                None => {
+                    f.write_str(rest)?;
+                    rest = "";
+                }
+            }
+        }
+        f.write_str("\r\n.\r\n")
+    }
+}
+
+/// Best-effort `QUIT`, waiting at most [`QUIT_TIMEOUT`] for the reply, then closes.
+fn close(mut conn: SmtpConnection) {
+    let _ = conn.set_timeout(Some(QUIT_TIMEOUT));
+    // `abort` sends QUIT unless the connection already broke, then shuts it down.
+    conn.abort();
 }
 
 /// SMTP reply codes that mean the login (not the message) is the problem: 530
@@ -441,6 +823,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn payload_is_dot_stuffed_like_lettre_and_terminated() {
+        // lettre's own `ClientCodec` test case, fed as one string.
+        let input = ".\r\ntest\r\ntest\r\n\r\n.\r\n\r\ntestte\r\n.\r\nsttesttest.test\n.test\ntesttesttest\r\n.test\r\ntest.\r\n";
+        assert_eq!(
+            Payload(input).to_string(),
+            "..\r\ntest\r\ntest\r\n\r\n..\r\n\r\ntestte\r\n..\r\nsttesttest.test\n.test\ntesttesttest\r\n..test\r\ntest.\r\n\r\n.\r\n"
+        );
+        assert_eq!(Payload("").to_string(), "\r\n.\r\n");
+        assert_eq!(Payload("a").to_string(), "a\r\n.\r\n");
+        assert_eq!(Payload("\r\n.").to_string(), "\r\n..\r\n.\r\n");
+    }
+
+    #[test]
     fn html_escapes_everything() {
         let html =
             html_from_text("Halo <script>alert(1)</script> & \"Tom's\",\n\nBaris 2\nBaris 3");
@@ -475,7 +870,40 @@ mod prop {
         "Content-Type:",
     ];
 
+    /// lettre's `ClientCodec::encode` (private in lettre), transcribed as the oracle.
+    fn lettre_codec(input: &[u8]) -> Vec<u8> {
+        #[derive(Clone, Copy)]
+        enum S {
+            Middle,
+            Starting,
+            Start,
+        }
+        let mut state = S::Start;
+        let mut out = Vec::new();
+        for &b in input {
+            out.push(b);
+            state = match (b, state) {
+                (b'\r', _) => S::Starting,
+                (b'\n', S::Starting) => S::Start,
+                (_, S::Starting) => S::Middle,
+                (b'.', S::Start) => {
+                    out.push(b'.');
+                    S::Middle
+                }
+                (_, S::Start) => S::Middle,
+                (_, s) => s,
+            };
+        }
+        out.extend_from_slice(b"\r\n.\r\n");
+        out
+    }
+
     proptest! {
+        #[test]
+        fn payload_matches_lettres_codec(input in "[.\r\na]{0,40}") {
+            prop_assert_eq!(Payload(&input).to_string().into_bytes(), lettre_codec(input.as_bytes()));
+        }
+
         #[test]
         fn any_subject_and_body_keep_the_header_block_intact(
             subject in "\\PC{0,120}|[\\r\\n a-zA-Z:<>]{0,60}",

@@ -182,6 +182,133 @@ fn pooled_sending_reuses_one_connection() {
         1,
         "10 messages should share one connection"
     );
+    // A connection idle for less than a minute is reused as it is: no NOOP round
+    // trip before each message.
+    assert_eq!(peer.commands("NOOP"), 0);
+    assert_eq!(peer.commands("RSET"), 0);
+}
+
+/// Sends to `first`, lets the server close the idle connection (after a 421 reply
+/// when `with_421`), then sends to `second` and `third`: both must arrive exactly
+/// once, the second on a new connection and the third reusing it.
+fn idle_connection_closed_by_server_is_replaced(mode: &str, encryption: &str, with_421: bool) {
+    let mut peer = SmtpPeer::start(mode);
+    let password = (mode != "plain").then_some(PASSWORD);
+    let sender = sender(&peer, encryption, password);
+    sender
+        .send(&seed_message("first@email.com"))
+        .expect("first sent");
+    assert_eq!(peer.wait_received(1).len(), 1);
+    assert_eq!(peer.close_connections(with_421), 1);
+    // Let the close reach the client's socket before it reuses the connection.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    sender
+        .send(&seed_message("second@email.com"))
+        .expect("second sent on a new connection");
+    sender
+        .send(&seed_message("third@email.com"))
+        .expect("third sent");
+    let got = peer.wait_received(3);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got_later = peer.received();
+    assert_eq!(got_later.len(), got.len(), "a message arrived twice");
+    let recipients: Vec<String> = got.iter().map(|m| text(m, "to")).collect();
+    assert_eq!(
+        recipients,
+        ["first@email.com", "second@email.com", "third@email.com"]
+    );
+    assert_eq!(
+        peer.connections(),
+        2,
+        "one replacement connection, then reused"
+    );
+}
+
+#[test]
+fn idle_connection_closed_by_server_is_replaced_over_starttls() {
+    idle_connection_closed_by_server_is_replaced("starttls", "tls", false);
+}
+
+#[test]
+fn idle_connection_closed_with_421_is_replaced_over_starttls() {
+    idle_connection_closed_by_server_is_replaced("starttls", "tls", true);
+}
+
+#[test]
+fn idle_connection_closed_by_server_is_replaced_over_implicit_tls() {
+    idle_connection_closed_by_server_is_replaced("implicit", "ssl", true);
+}
+
+#[test]
+fn idle_connection_closed_by_server_is_replaced_without_tls() {
+    idle_connection_closed_by_server_is_replaced("plain", "none", false);
+}
+
+#[test]
+fn failure_after_the_message_was_sent_is_not_retried() {
+    // The server cuts the connection after the second message's data arrived,
+    // before replying: it may have kept the message, so sending it again at once
+    // could deliver it twice. The worker retries it later; the sender must not.
+    let peer = SmtpPeer::start("drop-data-2");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    sender
+        .send(&seed_message("first@email.com"))
+        .expect("first sent");
+    let err = sender.send(&seed_message("second@email.com")).unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(
+        peer.connections(),
+        1,
+        "no second attempt on a new connection"
+    );
+    // The broken connection is not reused; the next message gets a new one.
+    sender
+        .send(&seed_message("third@email.com"))
+        .expect("third sent");
+    let got = peer.wait_received(2);
+    let recipients: Vec<String> = got.iter().map(|m| text(m, "to")).collect();
+    assert_eq!(recipients, ["first@email.com", "third@email.com"]);
+    assert_eq!(peer.connections(), 2);
+}
+
+#[test]
+fn refused_recipient_does_not_cost_the_connection() {
+    let peer = SmtpPeer::start("rcpt-550");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    let err = sender.send(&seed_message("nobody@email.com")).unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent(t) if t.contains("550")),
+        "{err:?}"
+    );
+    sender
+        .send(&seed_message("customer@email.com"))
+        .expect("sent");
+    let got = peer.wait_received(1);
+    assert_eq!(got.len(), 1);
+    // RSET ended the refused transaction: the next one has only its own recipient.
+    assert_eq!(
+        got[0]["rcpt_tos"],
+        serde_json::json!(["customer@email.com"])
+    );
+    assert_eq!(peer.commands("RSET"), 1);
+    assert_eq!(peer.connections(), 1);
+}
+
+#[test]
+fn lines_starting_with_a_dot_arrive_intact() {
+    let peer = SmtpPeer::start("starttls");
+    let body = ".\n..\n.Rp 150.000 tertunda\n. titik di awal\nakhir\n.";
+    sender(&peer, "tls", Some(PASSWORD))
+        .send(&OutgoingMessage {
+            recipient: "customer@email.com",
+            subject: SUBJECT,
+            body,
+            reference: REFERENCE,
+        })
+        .expect("sent");
+    let got = peer.wait_received(1);
+    assert_eq!(text(&got[0], "text").trim_end_matches('\n'), body);
+    assert_eq!(got[0]["defects"], serde_json::json!([]));
 }
 
 #[test]
@@ -264,6 +391,9 @@ fn check_smtp_connects_and_logs_in_without_sending() {
     assert!(!description.contains(PASSWORD));
     assert!(peer.received().is_empty());
     assert_eq!(peer.connections(), 1);
+    // The check asks the server for a NOOP, then says goodbye.
+    assert_eq!(peer.commands("NOOP"), 1);
+    assert_eq!(peer.commands("QUIT"), 1);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! openssl fails the test loudly: these tests are never skipped.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
@@ -106,6 +106,7 @@ pub struct SmtpPeer {
     stdin: Option<ChildStdin>,
     pub port: u16,
     dir: TempDir,
+    closes: u32,
 }
 
 impl SmtpPeer {
@@ -145,6 +146,7 @@ impl SmtpPeer {
             child,
             port,
             dir,
+            closes: 0,
         }
     }
 
@@ -213,6 +215,44 @@ impl SmtpPeer {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// How many `command`s (`NOOP`, `RSET` or `QUIT`) the server received so far.
+    pub fn commands(&self, command: &str) -> u64 {
+        std::fs::read(self.dir.path().join("commands.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v[command].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Makes the server close every open connection, as a server does with idle
+    /// clients: silently, or after a `421` reply when `with_421`. Returns how many it
+    /// closed, once it has.
+    pub fn close_connections(&mut self, with_421: bool) -> usize {
+        self.closes += 1;
+        let seq = self.closes;
+        let stdin = self.stdin.as_mut().expect("server running");
+        writeln!(
+            stdin,
+            "{} {seq}",
+            if with_421 { "close421" } else { "close" }
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let said = std::fs::read_to_string(self.dir.path().join("closed")).unwrap_or_default();
+            let mut words = said.split_whitespace();
+            if words.next() == Some(seq.to_string().as_str()) {
+                return words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not close its connections"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

@@ -7,16 +7,23 @@ Binds a free port and prints "READY <port>" on stdout; runs until stdin closes (
 test process holding the pipe exits or drops it). Every accepted message is stored
 as DIR/<n>.eml plus DIR/<n>.json (the message as Python's email parser decodes it,
 an independent check of what lettre wrote). DIR/connections holds the number of TCP
-connections accepted so far.
+connections accepted so far, DIR/commands.json how many NOOP, RSET and QUIT
+commands arrived.
+
+Lines on stdin are commands:
+  close <seq>      close every open connection, as a server dropping idle clients
+  close421 <seq>   the same, after a "421 4.4.2 … timeout" reply (as Postfix does)
+After closing, DIR/closed holds "<seq> <connections closed>".
 
 Modes:
   starttls     STARTTLS offered, AUTH only after it (the default)
   no-starttls  no STARTTLS offered
   implicit     TLS from the first byte (port-465 style)
   plain        no TLS at all, no AUTH
-  rcpt-550     every RCPT TO refused with 550 5.1.1
+  rcpt-550     RCPT TO for an address starting with "nobody" refused with 550 5.1.1
   rcpt-450     every RCPT TO refused with 450 4.2.0
   drop-data    the connection is cut after the message data arrives, before the reply
+  drop-data-2  the same for the second message only (the first is accepted)
 
     smtp_server.py --parse FILE   prints FILE (an .eml) decoded as JSON and exits.
 """
@@ -30,7 +37,7 @@ import os
 import ssl
 import sys
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 
 def describe(raw: bytes) -> dict:
@@ -60,14 +67,36 @@ def describe(raw: bytes) -> dict:
     return out
 
 
+def write_atomic(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
 class Handler:
     def __init__(self, directory, mode):
         self.directory = directory
         self.mode = mode
         self.count = 0
+        self.data_commands = 0
+        self.commands = {"NOOP": 0, "RSET": 0, "QUIT": 0}
+
+    def counted(self, command):
+        self.commands[command] += 1
+        write_atomic(os.path.join(self.directory, "commands.json"), json.dumps(self.commands))
+        return MISSING  # the default reply
+
+    async def handle_NOOP(self, server, session, envelope, arg):
+        return self.counted("NOOP")
+
+    async def handle_RSET(self, server, session, envelope):
+        return self.counted("RSET")
+
+    async def handle_QUIT(self, server, session, envelope):
+        return self.counted("QUIT")
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "rcpt-550":
+        if self.mode == "rcpt-550" and address.startswith("nobody"):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         if self.mode == "rcpt-450":
             return "450 4.2.0 <%s>: Recipient address rejected: Greylisted, try again later" % address
@@ -75,7 +104,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.mode == "drop-data":
+        self.data_commands += 1
+        if self.mode == "drop-data" or (self.mode == "drop-data-2" and self.data_commands == 2):
             server.transport.abort()
             return "421 4.3.0 never seen"
         self.count += 1
@@ -110,7 +140,10 @@ def main():
             print(json.dumps(describe(f.read())))
         return
 
-    modes = ("starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-450", "drop-data")
+    modes = (
+        "starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-450", "drop-data",
+        "drop-data-2",
+    )
     if a.mode not in modes:
         sys.exit("unknown --mode %r; use one of %s" % (a.mode, ", ".join(modes)))
 
@@ -122,6 +155,8 @@ def main():
     handler = Handler(a.dir, a.mode)
     # STARTTLS calls connection_made again for the same TCP connection: count peers.
     peers = set()
+    # The open connections, to close them on request.
+    live = set()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = (
@@ -134,11 +169,24 @@ def main():
     class CountingSMTP(SMTP):
         def connection_made(self, transport):
             peers.add(transport.get_extra_info("peername"))
-            path = os.path.join(a.dir, "connections")
-            with open(path + ".tmp", "w") as f:
-                f.write(str(len(peers)))
-            os.rename(path + ".tmp", path)
+            live.add(self)
+            write_atomic(os.path.join(a.dir, "connections"), str(len(peers)))
             super().connection_made(transport)
+
+        def connection_lost(self, error):
+            live.discard(self)
+            super().connection_lost(error)
+
+    def close_all(with_421):
+        closed = 0
+        for server in list(live):
+            if server.transport is None:
+                continue
+            if with_421:
+                server.transport.write(b"421 4.4.2 dunning-test-smtp Error: timeout exceeded\r\n")
+            server.transport.close()
+            closed += 1
+        return closed
 
     starttls = a.mode not in ("no-starttls", "implicit", "plain")
     use_auth = a.user is not None and a.mode != "plain"
@@ -168,8 +216,15 @@ def main():
         )
         port = server.sockets[0].getsockname()[1]
         print("READY %d" % port, flush=True)
-        # Run until the test closes our stdin (or exits).
-        await loop.run_in_executor(None, sys.stdin.read)
+        # Run until the test closes our stdin (or exits); obey its commands.
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            words = line.split()
+            if len(words) == 2 and words[0] in ("close", "close421"):
+                closed = close_all(words[0] == "close421")
+                write_atomic(os.path.join(a.dir, "closed"), "%s %d" % (words[1], closed))
         server.close()
 
     asyncio.run(serve())

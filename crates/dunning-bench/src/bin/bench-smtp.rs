@@ -6,12 +6,13 @@
 //! stops starting messages after S seconds (`count` is then what was sent), so that
 //! a slow transport cannot stretch the benchmark.
 //!
-//! - `pooled`: the product's sender, `dunning_channels::email_sender_with` (lettre's
-//!   pooled transport as the worker uses it).
-//! - `per-message`: the same lettre transport, TLS and login, but with a pool of
-//!   size 0, so every message opens (and drops) its own connection: TCP connect,
-//!   EHLO, STARTTLS, TLS handshake, EHLO, AUTH, then the message. (It closes without
-//!   `QUIT`, one round trip less than a polite client: the ratio is conservative.)
+//! - `pooled`: the product's sender, `dunning_channels::email_sender_with`, as the
+//!   worker uses it (its own pool of lettre `SmtpConnection`s: per message `MAIL`,
+//!   `RCPT`, `DATA` and the data, no `NOOP`).
+//! - `per-message`: lettre's `SmtpTransport` with the same TLS and login but a pool
+//!   of size 0, so every message opens its own connection: TCP connect, greeting,
+//!   EHLO, STARTTLS, TLS handshake, EHLO, AUTH, `MAIL`, `RCPT`, `DATA`, the data,
+//!   then `QUIT` (lettre's pool closes a connection it cannot keep with `QUIT`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -97,7 +98,7 @@ fn settings(a: &Args) -> Settings {
     Settings::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| usage(&e.to_string()))
 }
 
-/// The non-pooled transport: the same TLS and login as the product's, pool size 0.
+/// The non-pooled transport: lettre's, with the product's TLS and login, pool size 0.
 struct PerMessage {
     settings: Settings,
     transport: SmtpTransport,

@@ -20,6 +20,8 @@ use crate::{Delivered, OutgoingMessage, SendError, Sender};
 
 /// The most of a Fonnte answer we read; real answers are a few hundred bytes.
 const BODY_LIMIT: u64 = 64 * 1024;
+/// Idle keep-alive connections kept for reuse (at least the worker's threads).
+const IDLE_CONNECTIONS: usize = 64;
 /// The shortest timeout used, whatever `FONNTE_TIMEOUT` says.
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -140,6 +142,12 @@ impl Fonnte {
             // A redirect means a wrong FONNTE_URL; following it would also resend the token.
             .max_redirects(0)
             .user_agent(concat!("dunning/", env!("CARGO_PKG_VERSION")))
+            // Keep-alive: one connection per sending thread is reused, instead of a
+            // TCP (and TLS) handshake per message. Idle ones are dropped after 15 s,
+            // well before web servers close them.
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
+            .max_idle_age(Duration::from_secs(15))
             .build()
             .new_agent();
         Fonnte {

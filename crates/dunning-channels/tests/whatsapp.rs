@@ -367,3 +367,33 @@ fn log_driver_appends_one_json_line_per_message_under_concurrency() {
     let err = sender.send(&message("+1 415 555 0100")).unwrap_err();
     assert!(matches!(err, SendError::Permanent(_)));
 }
+
+#[test]
+fn consecutive_sends_reuse_one_connection() {
+    let fake = FonnteFake::start();
+    let sender = sender(&fake);
+    for _ in 0..10 {
+        sender.send(&message("085707211646")).unwrap();
+    }
+    assert_eq!(fake.sent().len(), 10);
+    assert_eq!(fake.connections(), 1, "a new TCP connection per message");
+}
+
+#[test]
+fn a_failed_answer_does_not_break_the_next_send_on_the_same_connection() {
+    let fake = FonnteFake::start();
+    let sender = sender(&fake);
+    fake.push_reply(Reply::html(500));
+    assert!(matches!(
+        sender.send(&message("085707211646")),
+        Err(SendError::Transient(_))
+    ));
+    fake.push_reply(Reply::Close);
+    assert!(matches!(
+        sender.send(&message("085707211646")),
+        Err(SendError::Transient(_))
+    ));
+    // A connection the fake closed is not reused for a request that then fails.
+    sender.send(&message("085707211646")).unwrap();
+    assert_eq!(fake.sent().len(), 3, "a request was sent twice or lost");
+}

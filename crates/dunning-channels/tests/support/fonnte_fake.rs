@@ -1,7 +1,7 @@
 //! A fake Fonnte API on loopback, for tests and benchmarks.
 //!
 //! A real HTTP/1.1 server on `127.0.0.1:0` (std only, one thread per connection,
-//! `Connection: close`) that records every request and answers the shapes Fonnte is
+//! keep-alive) that records every request and answers the shapes Fonnte is
 //! documented to send (`shared/research/fonnte.md`). By default it emulates Fonnte:
 //! it checks the token, the device connection and the quota, and answers `/send` and
 //! `/device`. Tests can queue exact replies with [`FonnteFake::push_reply`] or fix one
@@ -138,6 +138,8 @@ struct State {
     quota: AtomicI64,
     next_id: AtomicU64,
     stop: AtomicBool,
+    /// Connections accepted (the Drop's wake-up connection included).
+    connections: AtomicU64,
 }
 
 /// A running fake; stops when dropped.
@@ -167,6 +169,7 @@ impl FonnteFake {
             quota: AtomicI64::new(1000),
             next_id: AtomicU64::new(80_367_170),
             stop: AtomicBool::new(false),
+            connections: AtomicU64::new(0),
         });
         let accept_state = Arc::clone(&state);
         let accept = thread::Builder::new()
@@ -177,6 +180,7 @@ impl FonnteFake {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
+                    accept_state.connections.fetch_add(1, Ordering::SeqCst);
                     let state = Arc::clone(&accept_state);
                     let _ = thread::Builder::new()
                         .name("fonnte-fake-conn".into())
@@ -242,6 +246,11 @@ impl FonnteFake {
         lock(&self.state.requests).clone()
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// The requests to `/send`.
     pub fn sent(&self) -> Vec<Request> {
         self.requests()
@@ -266,31 +275,47 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Serves one connection: requests one after another (HTTP/1.1 keep-alive, as the
+/// real API behind its web server) until the client closes it, asks for `Connection:
+/// close`, stays idle for 30 s, or a scripted reply hangs up.
 fn serve(state: &State, stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Some(request) = read_request(&stream) else {
-        return;
-    };
-    lock(&state.requests).push(request.clone());
-    let reply = lock(&state.script)
-        .pop_front()
-        .or_else(|| lock(&state.always).clone())
-        .unwrap_or_else(|| emulate(state, &request));
-    let mut stream = stream;
-    match reply {
-        Reply::Json(body) => write_response(&mut stream, 200, "application/json", body.as_bytes()),
-        Reply::Http {
-            status,
-            content_type,
-            body,
-        } => write_response(&mut stream, status, &content_type, &body),
-        Reply::Hang(d) => {
-            let until = Instant::now() + d;
-            while Instant::now() < until && !state.stop.load(Ordering::SeqCst) {
-                thread::sleep(Duration::from_millis(20));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::new(&stream);
+    let mut out = &stream;
+    while !state.stop.load(Ordering::SeqCst) {
+        let Some(request) = read_request(&mut reader) else {
+            break;
+        };
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        lock(&state.requests).push(request.clone());
+        let reply = lock(&state.script)
+            .pop_front()
+            .or_else(|| lock(&state.always).clone())
+            .unwrap_or_else(|| emulate(state, &request));
+        let kept = match reply {
+            Reply::Json(body) => {
+                write_response(&mut out, 200, "application/json", body.as_bytes(), close)
             }
+            Reply::Http {
+                status,
+                content_type,
+                body,
+            } => write_response(&mut out, status, &content_type, &body, close),
+            Reply::Hang(d) => {
+                let until = Instant::now() + d;
+                while Instant::now() < until && !state.stop.load(Ordering::SeqCst) {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                false
+            }
+            Reply::Close => false,
+        };
+        if close || !kept {
+            break;
         }
-        Reply::Close => {}
     }
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
@@ -332,8 +357,7 @@ fn emulate(state: &State, request: &Request) -> Reply {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
+fn read_request(reader: &mut BufReader<&TcpStream>) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -370,9 +394,17 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
     })
 }
 
-fn write_response(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) {
+/// Writes one response; returns whether the connection stays open for another
+/// request.
+fn write_response(
+    stream: &mut &TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> bool {
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         match status {
             200 => "OK",
             404 => "Not Found",
@@ -380,13 +412,18 @@ fn write_response(stream: &mut TcpStream, status: u16, content_type: &str, body:
             502 => "Bad Gateway",
             _ => "Status",
         },
-        body.len()
+        body.len(),
+        if close { "close" } else { "keep-alive" }
     );
-    // The client may hang up early (a body over its limit): not an error here.
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .and_then(|()| stream.flush());
+    // One write: head and body in separate segments would wait for the client's
+    // delayed ACK (Nagle) on a kept-alive connection. The client may hang up early
+    // (a body over its limit): not an error here.
+    let mut response = head.into_bytes();
+    response.extend_from_slice(body);
+    stream
+        .write_all(&response)
+        .and_then(|()| stream.flush())
+        .is_ok()
 }
 
 fn url_decode(s: &str) -> String {

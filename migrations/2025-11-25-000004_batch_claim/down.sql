@@ -1,6 +1,7 @@
 DROP FUNCTION dunning_finish_many(bigint[], bigint[], text[], text[], text[], integer[]);
 DROP FUNCTION dunning_hold_batch(bigint[], timestamptz, timestamptz);
 DROP FUNCTION dunning_claim_batch(text, text, double precision, text[], integer, boolean);
+ALTER TABLE jobs RESET (fillfactor);
 CREATE INDEX jobs_ready ON jobs (queue, available_at, id);
 DROP INDEX jobs_ready_channel;
 CREATE FUNCTION dunning_claim(p_queue text, p_worker text, p_retry_after double precision, p_channels text[])

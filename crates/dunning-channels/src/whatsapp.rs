@@ -5,7 +5,8 @@
 //! sources: `shared/research/fonnte.md`.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use dunning_core::config::{FonnteSettings, Secret, WhatsAppDriver};
 use dunning_core::contact::normalize_phone;
@@ -124,6 +125,52 @@ fn target(recipient: &str) -> Result<String, SendError> {
     normalize_phone(recipient).map_err(|e| SendError::Permanent(e.to_string()))
 }
 
+/// How long a resolved Fonnte address is reused.
+const RESOLVE_TTL: Duration = Duration::from_secs(30);
+
+/// ureq's resolver, remembering the last answer for [`RESOLVE_TTL`]. ureq resolves
+/// the host before every request, even one that reuses a kept-alive connection, and
+/// with a timeout set it does so on a new thread each time: a thread per message.
+/// (`ureq::unversioned` may change in a minor release of ureq; Cargo.lock pins it.)
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    last: Mutex<
+        Option<(
+            String,
+            Instant,
+            ureq::unversioned::resolver::ResolvedSocketAddrs,
+        )>,
+    >,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((k, at, addrs)) = last.as_ref() {
+                if *k == key && at.elapsed() < RESOLVE_TTL {
+                    return Ok(addrs.clone());
+                }
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((key, Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
 /// The Fonnte API client. The token lives in a `Secret` and is only ever put into
 /// the `Authorization` header.
 struct Fonnte {
@@ -136,7 +183,7 @@ struct Fonnte {
 impl Fonnte {
     fn new(settings: &FonnteSettings) -> Self {
         let timeout = settings.timeout.max(MIN_TIMEOUT);
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             // A redirect means a wrong FONNTE_URL; following it would also resend the token.
@@ -148,8 +195,12 @@ impl Fonnte {
             .max_idle_connections(IDLE_CONNECTIONS)
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .max_idle_age(Duration::from_secs(15))
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            CachingResolver::default(),
+        );
         Fonnte {
             agent,
             url: settings.url.trim_end_matches('/').to_owned(),

@@ -538,6 +538,9 @@ impl Worker {
         state: &mut ThreadState,
         jobs: Vec<ClaimedJob>,
     ) -> Result<(), StoreError> {
+        // The reservations were taken just now; before they could look abandoned
+        // to other workers (slow sends, a hanging server), the rest is handed back.
+        let claimed = Instant::now();
         let mut rest: VecDeque<Prepared> = Default::default();
         {
             let conn = state.conn.as_mut().expect("connection");
@@ -550,7 +553,15 @@ impl Worker {
         let mut sent_now: HashSet<(i64, Channel)> = HashSet::new();
         let mut seen: HashSet<i64> = HashSet::new();
         while !rest.is_empty() {
-            if self.stopping() {
+            let late = claimed.elapsed() >= self.cfg.retry_after / 2;
+            if self.stopping() || late {
+                if late {
+                    warn!(
+                        "{} jobs of a slow batch handed back before --retry-after ({}s) could make them look abandoned",
+                        rest.len(),
+                        self.cfg.retry_after.as_secs()
+                    );
+                }
                 let ids: Vec<i64> = rest.iter().map(|p| p.job.id).collect();
                 let conn = state.conn.as_mut().expect("connection");
                 queue::release_many(conn, &ids, OffsetDateTime::now_utc())?;

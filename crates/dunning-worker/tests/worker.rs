@@ -769,3 +769,52 @@ fn a_payment_waits_for_a_short_lock_span_not_for_the_whole_batch() {
     assert_eq!(paid[0].status, "skipped");
     assert_eq!(paid[0].error.as_deref(), Some("invoice is paid"));
 }
+
+#[test]
+fn a_slow_batch_hands_its_rest_back_before_it_could_look_abandoned() {
+    let s = Setup {
+        email: Double::slow(Channel::Email, Duration::from_millis(700)),
+        ..setup(6)
+    };
+    pause_whatsapp(&s);
+    // One batch of six 700 ms sends outlasts --retry-after (2 s): without the
+    // hand-back, the second worker would take the batch's last jobs as abandoned
+    // and send them while the first one still holds them.
+    let cfg = Config {
+        batch: 20,
+        retry_after: Duration::from_secs(2),
+        once: false,
+        ..Config::for_tests("default")
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = worker_with(&s, cfg.clone(), stop.clone());
+    let b = worker_with(&s, cfg, stop.clone());
+    std::thread::scope(|scope| {
+        scope.spawn(|| a.run());
+        std::thread::sleep(Duration::from_millis(300));
+        scope.spawn(|| b.run());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline
+            && rows(&s).iter().filter(|r| r.status == "sent").count() < 6
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Let a late duplicate show itself before stopping.
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let refs = s.email.references();
+    let mut unique = refs.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "{refs:?}");
+    assert_eq!(refs.len(), 6, "a message was sent twice: {refs:?}");
+    let email: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "email")
+        .collect();
+    assert!(
+        email.iter().all(|r| r.status == "sent" && r.attempts == 1),
+        "{email:?}"
+    );
+}

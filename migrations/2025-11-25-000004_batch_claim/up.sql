@@ -100,12 +100,25 @@ $$;
 -- caller commits (the worker keeps a batch's locks about a second at most).
 CREATE FUNCTION dunning_hold_batch(p_notifications bigint[], p_day_start timestamptz,
                                    p_day_end timestamptz)
-RETURNS TABLE (notification_id bigint, status text, own text, sent_today boolean)
+RETURNS TABLE (notification_id bigint, status text, own text, sent_today boolean, busy boolean)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_busy bigint[];
 BEGIN
+    -- One sender per invoice and channel at a time, across all workers: another
+    -- worker's batch may hold a second reminder for the same invoice (yesterday's
+    -- retry next to today's stage), and FOR SHARE does not exclude FOR SHARE. A
+    -- ledger row whose invoice·channel is taken is reported busy (the worker hands
+    -- it back for a moment). The lock ends with the caller's transaction, after the
+    -- holder recorded its send; the check below is a new statement, so it sees it.
+    SELECT array_agg(n.id) INTO v_busy
+    FROM notifications n
+    WHERE n.id = ANY (p_notifications)
+      AND NOT pg_try_advisory_xact_lock(hashtext('dunning:' || n.channel),
+                                        (n.invoice_id & 2147483647)::integer);
     RETURN QUERY
     SELECT n.id, i.status, n.status,
            -- Read by invoice (a handful of rows), never by status: written as a
@@ -117,7 +130,8 @@ BEGIN
                                     AND o.sent_at < p_day_end)
                      FROM notifications o
                      WHERE o.invoice_id = i.id AND o.channel = n.channel AND o.id <> n.id),
-                    false)
+                    false),
+           COALESCE(n.id = ANY (v_busy), false)
     FROM notifications n
     JOIN invoices i ON i.id = n.invoice_id
     WHERE n.id = ANY (p_notifications)

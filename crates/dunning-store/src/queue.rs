@@ -311,6 +311,9 @@ pub enum Hold {
     AlreadyRemindedToday,
     /// This ledger row is already final (a duplicate job).
     AlreadyFinal(String),
+    /// Another worker is sending to this invoice on this channel right now: try
+    /// again in a moment (not a final state).
+    Busy,
 }
 
 impl Hold {
@@ -320,6 +323,7 @@ impl Hold {
             Hold::InvoiceSettled(s) => format!("invoice is {s}"),
             Hold::AlreadyRemindedToday => "already reminded on this channel today".to_owned(),
             Hold::AlreadyFinal(s) => format!("already {s}"),
+            Hold::Busy => "another worker is sending to this invoice on this channel".to_owned(),
         }
     }
 }
@@ -350,9 +354,11 @@ pub fn hold_batch(
         own: String,
         #[diesel(sql_type = diesel::sql_types::Bool)]
         sent_today: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        busy: bool,
     }
     let rows: Vec<S> = diesel::sql_query(
-        "SELECT notification_id, status, own, sent_today FROM dunning_hold_batch($1, $2, $3)",
+        "SELECT notification_id, status, own, sent_today, busy FROM dunning_hold_batch($1, $2, $3)",
     )
     .bind::<Array<BigInt>, _>(notifications)
     .bind::<Timestamptz, _>(today_start)
@@ -367,6 +373,8 @@ pub fn hold_batch(
                 Some(Hold::AlreadyFinal(s.own))
             } else if s.sent_today {
                 Some(Hold::AlreadyRemindedToday)
+            } else if s.busy {
+                Some(Hold::Busy)
             } else {
                 None
             };

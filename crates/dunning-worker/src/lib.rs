@@ -29,6 +29,8 @@ pub const DEFAULT_BATCH: u32 = 20;
 /// How long a batch keeps its invoices locked before the rest of it is checked anew:
 /// what a billing `UPDATE` of one of them may wait, plus the send in progress.
 const LOCK_SPAN: Duration = Duration::from_secs(1);
+/// How long a job waits when another worker is sending to its invoice on its channel.
+const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How often each process looks for jobs abandoned by dead workers (and at once
 /// whenever no fresh job is ready).
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -600,7 +602,15 @@ impl Worker {
                                 Some(Hold::AlreadyFinal("gone from the ledger".to_owned()))
                             })
                     };
-                    if let Some(hold) = hold {
+                    if hold == Some(Hold::Busy) {
+                        // Back in a moment, attempt not counted; by then the other
+                        // send is recorded and the re-check skips this one.
+                        let at = OffsetDateTime::now_utc() + BUSY_RETRY;
+                        queue::release_many(conn, &[p.job.id], at)?;
+                        self.unreserve(1);
+                        self.stats.released.fetch_add(1, Ordering::Relaxed);
+                        p.log(&format!("deferred ({})", Hold::Busy.reason()));
+                    } else if let Some(hold) = hold {
                         self.finish_job(
                             conn,
                             &p.job,

@@ -818,3 +818,63 @@ fn a_slow_batch_hands_its_rest_back_before_it_could_look_abandoned() {
         "{email:?}"
     );
 }
+
+#[test]
+fn two_workers_never_both_remind_one_invoice_on_one_channel() {
+    let s = Setup {
+        email: Double::slow(Channel::Email, Duration::from_millis(500)),
+        ..setup(1)
+    };
+    pause_whatsapp(&s);
+    // Yesterday's T-7 email still queued next to today's T-3: each worker takes one
+    // (batches of one), both re-check at the same moment, neither is sent yet.
+    let mut c = s.db.conn();
+    exec(
+        &mut c,
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
+         SELECT id, customer_id, 'T-7', 'email', DATE 'today' - 1, 'c1@example.com', 'queued', due_date
+         FROM invoices",
+    );
+    exec(
+        &mut c,
+        "INSERT INTO jobs (queue, notification_id, channel)
+         SELECT 'default', id, 'email' FROM notifications WHERE stage = 'T-7'",
+    );
+    let cfg = Config {
+        batch: 1,
+        once: false,
+        ..Config::for_tests("default")
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let a = worker_with(&s, cfg.clone(), stop.clone());
+    let b = worker_with(&s, cfg, stop.clone());
+    std::thread::scope(|scope| {
+        scope.spawn(|| a.run());
+        scope.spawn(|| b.run());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline
+            && rows(&s)
+                .iter()
+                .any(|r| r.channel == "email" && r.status == "queued")
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    assert_eq!(
+        s.email.calls(),
+        1,
+        "two reminders on one channel in one day"
+    );
+    let email: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "email")
+        .collect();
+    assert_eq!(email.iter().filter(|r| r.status == "sent").count(), 1);
+    let skipped: Vec<&Row> = email.iter().filter(|r| r.status == "skipped").collect();
+    assert_eq!(
+        skipped.first().and_then(|r| r.error.as_deref()),
+        Some("already reminded on this channel today"),
+        "{email:?}"
+    );
+}

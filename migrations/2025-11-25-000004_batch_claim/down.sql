@@ -61,3 +61,18 @@ BEGIN
     FOR SHARE OF i;
 END
 $$;
+
+CREATE FUNCTION dunning_finish(p_notification bigint, p_job bigint, p_status text,
+                               p_provider_message_id text, p_error text, p_attempts integer)
+RETURNS void
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE notifications
+       SET status = p_status, provider_message_id = p_provider_message_id, error = p_error,
+           attempts = p_attempts, updated_at = now(),
+           sent_at = CASE WHEN p_status = 'sent' THEN now() ELSE sent_at END
+     WHERE id = p_notification;
+    DELETE FROM jobs WHERE id = p_job;
+END
+$$;

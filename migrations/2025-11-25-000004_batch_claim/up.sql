@@ -170,3 +170,4 @@ $$;
 -- Superseded by the batch functions (one job = a batch of one).
 DROP FUNCTION dunning_claim(text, text, double precision, text[]);
 DROP FUNCTION dunning_hold(bigint, bigint, text, timestamptz, timestamptz);
+DROP FUNCTION dunning_finish(bigint, bigint, text, text, text, integer);

@@ -394,16 +394,7 @@ pub enum Final {
 /// Records a final state in the ledger and deletes the job, atomically (one
 /// statement, so it needs no transaction of its own).
 pub fn finish(conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-    let (status, provider_id, error) = final_columns(outcome);
-    diesel::sql_query("SELECT dunning_finish($1, $6, $2, $3, $4, $5)")
-        .bind::<BigInt, _>(job.notification_id)
-        .bind::<Text, _>(status)
-        .bind::<Nullable<Text>, _>(provider_id)
-        .bind::<Nullable<Text>, _>(error)
-        .bind::<Integer, _>(job.attempts)
-        .bind::<BigInt, _>(job.id)
-        .execute(conn)?;
-    Ok(())
+    finish_many(conn, &[Finished::of(job, outcome.clone())])
 }
 
 /// One job's final state, for [`finish_many`].
@@ -515,15 +506,7 @@ pub fn release(
     job: &ClaimedJob,
     available_at: OffsetDateTime,
 ) -> Result<()> {
-    diesel::sql_query(
-        "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2,
-                attempts = GREATEST(attempts - 1, 0)
-         WHERE id = $1",
-    )
-    .bind::<BigInt, _>(job.id)
-    .bind::<Timestamptz, _>(available_at)
-    .execute(conn)?;
-    Ok(())
+    release_many(conn, &[job.id], available_at)
 }
 
 /// [`release`] for several jobs at once (a batch cut short by a stop or a pause).

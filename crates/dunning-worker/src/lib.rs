@@ -566,8 +566,7 @@ impl Worker {
                 }
                 let ids: Vec<i64> = rest.iter().map(|p| p.job.id).collect();
                 let conn = state.conn.as_mut().expect("connection");
-                queue::release_many(conn, &ids, OffsetDateTime::now_utc())?;
-                self.unreserve(ids.len() as u32);
+                self.hand_back(conn, &ids, OffsetDateTime::now_utc())?;
                 return Ok(());
             }
             if state.lock.is_none() {
@@ -606,8 +605,7 @@ impl Worker {
                         // Back in a moment, attempt not counted; by then the other
                         // send is recorded and the re-check skips this one.
                         let at = OffsetDateTime::now_utc() + BUSY_RETRY;
-                        queue::release_many(conn, &[p.job.id], at)?;
-                        self.unreserve(1);
+                        self.hand_back(conn, &[p.job.id], at)?;
                         self.stats.released.fetch_add(1, Ordering::Relaxed);
                         p.log(&format!("deferred ({})", Hold::Busy.reason()));
                     } else if let Some(hold) = hold {
@@ -645,8 +643,7 @@ impl Worker {
                                 .filter(|q| q.job.channel() == channel)
                                 .map(|q| q.job.id)
                                 .collect();
-                            queue::release_many(conn, &back, until)?;
-                            self.unreserve(back.len() as u32);
+                            self.hand_back(conn, &back, until)?;
                             self.stats
                                 .released
                                 .fetch_add(back.len() as u64, Ordering::Relaxed);
@@ -670,6 +667,18 @@ impl Worker {
         Ok(())
     }
 
+    /// Hands claimed jobs back, available at `at`, without counting their attempt.
+    fn hand_back(
+        &self,
+        conn: &mut PgConnection,
+        job_ids: &[i64],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        queue::release_many(conn, job_ids, at)?;
+        self.unreserve(job_ids.len() as u32);
+        Ok(())
+    }
+
     /// After a database error mid-batch: hands the jobs not started back (best
     /// effort; otherwise they come back after `--retry-after`, as after a crash).
     fn give_back(&self, rest: &VecDeque<Prepared>) {
@@ -681,9 +690,9 @@ impl Worker {
             .pool
             .get()
             .map_err(StoreError::from)
-            .and_then(|mut c| queue::release_many(&mut c, &ids, OffsetDateTime::now_utc()));
+            .and_then(|mut c| self.hand_back(&mut c, &ids, OffsetDateTime::now_utc()));
         match back {
-            Ok(()) => self.unreserve(ids.len() as u32),
+            Ok(()) => {}
             Err(e) => warn!(
                 "{} claimed jobs could not be handed back ({e}); they are taken again after --retry-after",
                 ids.len()

@@ -186,6 +186,22 @@ fn pooled_sending_reuses_one_connection() {
     // trip before each message.
     assert_eq!(peer.commands("NOOP"), 0);
     assert_eq!(peer.commands("RSET"), 0);
+    // The server offers PIPELINING: MAIL, RCPT and DATA went out in one write.
+    assert_eq!(peer.commands("PIPELINED"), 10);
+}
+
+#[test]
+fn without_pipelining_each_command_waits_for_its_reply() {
+    let peer = SmtpPeer::start_with("starttls", &["--no-pipelining"]);
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    for to in ["a@email.com", "b@email.com", "c@email.com"] {
+        sender.send(&seed_message(to)).expect("sent");
+    }
+    let got = peer.wait_received(3);
+    let recipients: Vec<String> = got.iter().map(|m| text(m, "to")).collect();
+    assert_eq!(recipients, ["a@email.com", "b@email.com", "c@email.com"]);
+    assert_eq!(peer.commands("PIPELINED"), 0, "PIPELINING was not offered");
+    assert_eq!(peer.connections(), 1);
 }
 
 /// Sends to `first`, lets the server close the idle connection (after a 421 reply
@@ -271,9 +287,10 @@ fn failure_after_the_message_was_sent_is_not_retried() {
     assert_eq!(peer.connections(), 2);
 }
 
-#[test]
-fn refused_recipient_does_not_cost_the_connection() {
-    let peer = SmtpPeer::start("rcpt-550");
+/// A recipient refused with 550 fails that message alone: the transaction is reset
+/// and the connection carries the next message, pipelined or not.
+fn refused_recipient_does_not_cost_the_connection(extra: &[&str]) {
+    let peer = SmtpPeer::start_with("rcpt-550", extra);
     let sender = sender(&peer, "tls", Some(PASSWORD));
     let err = sender.send(&seed_message("nobody@email.com")).unwrap_err();
     assert!(
@@ -292,6 +309,16 @@ fn refused_recipient_does_not_cost_the_connection() {
     );
     assert_eq!(peer.commands("RSET"), 1);
     assert_eq!(peer.connections(), 1);
+}
+
+#[test]
+fn refused_recipient_does_not_cost_the_connection_when_pipelined() {
+    refused_recipient_does_not_cost_the_connection(&[]);
+}
+
+#[test]
+fn refused_recipient_does_not_cost_the_connection_without_pipelining() {
+    refused_recipient_does_not_cost_the_connection(&["--no-pipelining"]);
 }
 
 #[test]

@@ -110,8 +110,14 @@ pub struct SmtpPeer {
 }
 
 impl SmtpPeer {
-    /// Starts the server in `mode` (see smtp_server.py) with [`USER`]/[`PASSWORD`].
+    /// Starts the server in `mode` (see smtp_server.py) with [`USER`]/[`PASSWORD`],
+    /// offering `PIPELINING` as Postfix does.
     pub fn start(mode: &str) -> SmtpPeer {
+        SmtpPeer::start_with(mode, &[])
+    }
+
+    /// [`SmtpPeer::start`] with more arguments for smtp_server.py (`--no-pipelining`).
+    pub fn start_with(mode: &str, extra: &[&str]) -> SmtpPeer {
         let certs = certs();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(python())
@@ -123,6 +129,7 @@ impl SmtpPeer {
             .arg("--key")
             .arg(&certs.key)
             .args(["--mode", mode, "--user", USER, "--password", PASSWORD])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -217,7 +224,8 @@ impl SmtpPeer {
             .unwrap_or(0)
     }
 
-    /// How many `command`s (`NOOP`, `RSET` or `QUIT`) the server received so far.
+    /// How many `command`s (`NOOP`, `RSET`, `EHLO` or `QUIT`) the server received so
+    /// far; `PIPELINED`: transactions whose `RCPT TO` came in one write with `MAIL`.
     pub fn commands(&self, command: &str) -> u64 {
         std::fs::read(self.dir.path().join("commands.json"))
             .ok()

@@ -2,13 +2,19 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1 for dunning-channels' tests.
 
     smtp_server.py --dir DIR --cert CERT --key KEY [--mode MODE] [--user U --password P]
+                   [--no-pipelining]
 
 Binds a free port and prints "READY <port>" on stdout; runs until stdin closes (the
 test process holding the pipe exits or drops it). Every accepted message is stored
 as DIR/<n>.eml plus DIR/<n>.json (the message as Python's email parser decodes it,
 an independent check of what lettre wrote). DIR/connections holds the number of TCP
-connections accepted so far, DIR/commands.json how many NOOP, RSET and QUIT
-commands arrived.
+connections accepted so far, DIR/commands.json how many NOOP, RSET, EHLO and QUIT
+commands arrived, and in how many transactions the RCPT TO command had already
+arrived with MAIL FROM ("PIPELINED": the client used PIPELINING).
+
+PIPELINING (RFC 2920) is offered in the EHLO reply, as by Postfix, unless
+--no-pipelining is given. aiosmtpd reads one command line at a time, so pipelined
+commands are answered in order like any other.
 
 Lines on stdin are commands:
   close <seq>      close every open connection, as a server dropping idle clients
@@ -74,17 +80,34 @@ def write_atomic(path, text):
 
 
 class Handler:
-    def __init__(self, directory, mode):
+    def __init__(self, directory, mode, pipelining):
         self.directory = directory
         self.mode = mode
+        self.pipelining = pipelining
         self.count = 0
         self.data_commands = 0
-        self.commands = {"NOOP": 0, "RSET": 0, "QUIT": 0}
+        self.commands = {"NOOP": 0, "RSET": 0, "QUIT": 0, "EHLO": 0, "PIPELINED": 0}
 
     def counted(self, command):
         self.commands[command] += 1
         write_atomic(os.path.join(self.directory, "commands.json"), json.dumps(self.commands))
         return MISSING  # the default reply
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.counted("EHLO")
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # Pipelined: the RCPT TO line came in the same write and waits unread.
+        waiting = bytes(getattr(server._reader, "_buffer", b""))
+        if b"RCPT TO" in waiting.upper():
+            self.counted("PIPELINED")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_NOOP(self, server, session, envelope, arg):
         return self.counted("NOOP")
@@ -133,6 +156,7 @@ def main():
     p.add_argument("--user")
     p.add_argument("--password")
     p.add_argument("--parse")
+    p.add_argument("--no-pipelining", action="store_true")
     a = p.parse_args()
 
     if a.parse:
@@ -152,7 +176,7 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(a.cert, a.key)
 
-    handler = Handler(a.dir, a.mode)
+    handler = Handler(a.dir, a.mode, not a.no_pipelining)
     # STARTTLS calls connection_made again for the same TCP connection: count peers.
     peers = set()
     # The open connections, to close them on request.

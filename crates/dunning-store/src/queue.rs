@@ -19,6 +19,7 @@ use time::{Date, OffsetDateTime};
 use dunning_core::{Channel, Stage};
 
 use crate::Result;
+use crate::prepared::cached;
 
 /// A job this worker holds, with everything needed to send it.
 #[derive(Debug, Clone, QueryableByName)]
@@ -122,7 +123,7 @@ pub fn claim_batch(
     if names.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let mut jobs: Vec<ClaimedJob> = diesel::sql_query(CLAIM_BATCH)
+    let mut jobs: Vec<ClaimedJob> = cached(CLAIM_BATCH)
         .bind::<Text, _>(queue)
         .bind::<Text, _>(worker)
         .bind::<Double, _>(retry_after.as_secs_f64())
@@ -357,7 +358,7 @@ pub fn hold_batch(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         busy: bool,
     }
-    let rows: Vec<S> = diesel::sql_query(
+    let rows: Vec<S> = cached(
         "SELECT notification_id, status, own, sent_today, busy FROM dunning_hold_batch($1, $2, $3)",
     )
     .bind::<Array<BigInt>, _>(notifications)
@@ -438,7 +439,7 @@ pub fn finish_many(conn: &mut PgConnection, items: &[Finished]) -> Result<()> {
         errors.push(error);
         attempts.push(f.attempts);
     }
-    diesel::sql_query("SELECT dunning_finish_many($1, $2, $3, $4, $5, $6)")
+    cached("SELECT dunning_finish_many($1, $2, $3, $4, $5, $6)")
         .bind::<Array<BigInt>, _>(&notifications)
         .bind::<Array<BigInt>, _>(&jobs)
         .bind::<Array<Text>, _>(&statuses)
@@ -483,7 +484,7 @@ pub fn retry_later(
     available_at: OffsetDateTime,
     error: &str,
 ) -> Result<()> {
-    diesel::sql_query(
+    cached(
         "WITH noted AS (
              UPDATE notifications SET attempts = $4, error = $3, updated_at = now() WHERE id = $5
          )
@@ -518,7 +519,7 @@ pub fn release_many(
     if job_ids.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(
+    cached(
         "UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $2,
                 attempts = GREATEST(attempts - 1, 0)
          WHERE id = ANY ($1)",
@@ -544,7 +545,7 @@ pub struct ChannelState {
 
 /// Both channels' state.
 pub fn channel_states(conn: &mut PgConnection) -> Result<Vec<ChannelState>> {
-    Ok(diesel::sql_query(
+    Ok(cached(
         "SELECT channel, paused_until, pause_reason, COALESCE(paused_until > now(), false) AS paused
          FROM channel_state ORDER BY channel",
     )

@@ -878,3 +878,42 @@ fn two_workers_never_both_remind_one_invoice_on_one_channel() {
         "{email:?}"
     );
 }
+
+#[test]
+fn queue_statements_stay_prepared_on_their_connection() {
+    use dunning_store::queue::{Final, Finished, Pick, claim_batch, finish_many};
+    let s = setup(3);
+    let mut c = s.db.conn();
+    let both = [Channel::Email, Channel::WhatsApp];
+    let ttl = Duration::from_secs(120);
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        claimed.extend(claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(2)).unwrap());
+    }
+    assert_eq!(claimed.len(), 6);
+    for job in &claimed {
+        let done = Finished::of(
+            job,
+            Final::Sent {
+                provider_message_id: None,
+            },
+        );
+        finish_many(&mut c, &[done]).unwrap();
+    }
+    #[derive(QueryableByName)]
+    struct P {
+        #[diesel(sql_type = Text)]
+        statement: String,
+    }
+    // Named (prepared) statements of this session; one-off statements are unnamed.
+    let prepared: Vec<String> = sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<P>(&mut c)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.statement)
+        .collect();
+    for function in ["dunning_claim_batch", "dunning_finish_many"] {
+        let n = prepared.iter().filter(|s| s.contains(function)).count();
+        assert_eq!(n, 1, "{function} prepared {n} times: {prepared:?}");
+    }
+}

@@ -12,8 +12,8 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::Untyped;
 use diesel::{IntoSql, QueryResult, RunQueryDsl};
 
-/// A fixed SQL text with `$1` … `$n` placeholders (each once, in order) and its
-/// values, prepared once per connection.
+/// A fixed SQL text with `$1` … `$n` placeholders (in any order, each at least once)
+/// and its values, prepared once per connection.
 pub(crate) struct Cached<'a> {
     sql: &'static str,
     binds: Vec<Box<dyn QueryFragment<Pg> + Send + 'a>>,
@@ -41,48 +41,55 @@ impl<'a> Cached<'a> {
     }
 }
 
-/// The pieces of `sql` between its `$n` placeholders.
-fn pieces(sql: &str) -> Vec<&str> {
+/// The pieces of `sql` between its `$n` placeholders, and the `n` of each
+/// placeholder in order of appearance.
+fn pieces(sql: &str) -> (Vec<&str>, Vec<usize>) {
     let bytes = sql.as_bytes();
-    let mut out = Vec::new();
+    let mut texts = Vec::new();
+    let mut numbers = Vec::new();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-            out.push(&sql[start..i]);
+            texts.push(&sql[start..i]);
+            let digits = i + 1;
             i += 1;
             while bytes.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
             }
+            numbers.push(sql[digits..i].parse().unwrap_or(0));
             start = i;
         } else {
             i += 1;
         }
     }
-    out.push(&sql[start..]);
-    out
+    texts.push(&sql[start..]);
+    (texts, numbers)
 }
 
 impl QueryFragment<Pg> for Cached<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let pieces = pieces(self.sql);
-        if pieces.len() != self.binds.len() + 1 {
-            return Err(diesel::result::Error::QueryBuilderError(
-                format!(
-                    "statement has {} placeholders but {} values: {}",
-                    pieces.len() - 1,
-                    self.binds.len(),
-                    self.sql
-                )
-                .into(),
-            ));
+        let (texts, numbers) = pieces(self.sql);
+        let bad = |why: String| {
+            Err(diesel::result::Error::QueryBuilderError(
+                format!("{why} in: {}", self.sql).into(),
+            ))
+        };
+        for n in 1..=self.binds.len() {
+            if !numbers.contains(&n) {
+                return bad(format!("${n} is bound but not used"));
+            }
         }
-        // diesel numbers the placeholders itself ($1, $2, … in push order).
-        for (piece, bind) in pieces.iter().zip(&self.binds) {
-            out.push_sql(piece);
+        // diesel numbers the placeholders itself ($1, $2, … in the order they are
+        // pushed): each occurrence of `$n` sends the n-th value (again, if repeated).
+        for (text, &n) in texts.iter().zip(&numbers) {
+            let Some(bind) = n.checked_sub(1).and_then(|i| self.binds.get(i)) else {
+                return bad(format!("${n} has no value ({} bound)", self.binds.len()));
+            };
+            out.push_sql(text);
             bind.walk_ast(out.reborrow())?;
         }
-        out.push_sql(pieces[pieces.len() - 1]);
+        out.push_sql(texts[texts.len() - 1]);
         Ok(())
     }
 }
@@ -107,10 +114,18 @@ mod tests {
     fn pieces_split_at_each_placeholder() {
         assert_eq!(
             pieces("SELECT f($1, $2) WHERE x = $10"),
-            ["SELECT f(", ", ", ") WHERE x = ", ""]
+            (vec!["SELECT f(", ", ", ") WHERE x = ", ""], vec![1, 2, 10])
         );
-        assert_eq!(pieces("SELECT 1"), ["SELECT 1"]);
+        assert_eq!(pieces("SELECT 1"), (vec!["SELECT 1"], vec![]));
+        // Out of order and repeated, as in a CTE that reuses a value.
+        assert_eq!(
+            pieces("SET a = $2, b = $1 WHERE c = $2"),
+            (vec!["SET a = ", ", b = ", " WHERE c = ", ""], vec![2, 1, 2])
+        );
         // A dollar not followed by a digit is text.
-        assert_eq!(pieces("SELECT '$a' || $1"), ["SELECT '$a' || ", ""]);
+        assert_eq!(
+            pieces("SELECT '$a' || $1"),
+            (vec!["SELECT '$a' || ", ""], vec![1])
+        );
     }
 }

@@ -919,3 +919,30 @@ fn queue_statements_stay_prepared_on_their_connection() {
         assert_eq!(n, 1, "{marker:?} prepared {n} times: {prepared:?}");
     }
 }
+
+#[test]
+fn worker_connections_keep_one_index_plan_per_statement() {
+    let s = setup(1);
+    let pool = s.db.pool(1);
+    let mut c = pool.get().expect("pooled connection");
+    #[derive(QueryableByName)]
+    struct V {
+        #[diesel(sql_type = Text)]
+        v: String,
+    }
+    let show = |c: &mut PgConnection, name: &str| -> String {
+        sql_query(format!("SELECT current_setting('{name}') AS v"))
+            .get_result::<V>(c)
+            .unwrap()
+            .v
+    };
+    assert_eq!(show(&mut c, "plan_cache_mode"), "force_generic_plan");
+    for scan in [
+        "enable_seqscan",
+        "enable_bitmapscan",
+        "enable_hashjoin",
+        "enable_mergejoin",
+    ] {
+        assert_eq!(show(&mut c, scan), "off", "{scan}");
+    }
+}

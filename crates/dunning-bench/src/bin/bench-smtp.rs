@@ -8,7 +8,8 @@
 //!
 //! - `pooled`: the product's sender, `dunning_channels::email_sender_with`, as the
 //!   worker uses it (its own pool of lettre `SmtpConnection`s: per message `MAIL`,
-//!   `RCPT`, `DATA` and the data, no `NOOP`).
+//!   `RCPT`, `DATA` in one write when the server offers `PIPELINING`, else one by
+//!   one, then the data; no `NOOP`).
 //! - `per-message`: lettre's `SmtpTransport` with the same TLS and login but a pool
 //!   of size 0, so every message opens its own connection: TCP connect, greeting,
 //!   EHLO, STARTTLS, TLS handshake, EHLO, AUTH, `MAIL`, `RCPT`, `DATA`, the data,

@@ -53,6 +53,41 @@ const CLAIM_BATCH: &str =
         amount, due_date, customer_name, stage, recipient, status, run_date
     FROM dunning_claim_batch($1, $2, $3, $4, $5, $6)";
 
+/// Fresh jobs of each channel in `$3`, at most `$4` per channel, oldest first,
+/// reserved for worker `$2` with the attempt counted: [`claim_batch`] for
+/// [`Pick::Fresh`]. One plain statement kept prepared (the PL/pgSQL function ran
+/// one statement per channel, each with its own executor start, and saved and
+/// restored its settings on every call). Its plan is made once per connection, as
+/// an ordered scan of `jobs_ready_channel` per channel that stops after `$4`
+/// unlocked ready jobs (see [`crate::db::QUEUE_SESSION_SETTINGS`]).
+const CLAIM_FRESH: &str = "WITH picked AS (
+         SELECT r.id
+         FROM unnest($3::text[]) AS ch(name)
+         CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+             WHERE j.queue = $1 AND j.channel = ch.name AND j.available_at <= now()
+               AND j.reserved_at IS NULL
+             ORDER BY j.available_at, j.id
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED
+         ) r
+     ), claimed AS (
+         UPDATE jobs j SET reserved_at = now(), reserved_by = $2, attempts = j.attempts + 1
+         FROM picked p WHERE j.id = p.id
+         RETURNING j.id, j.notification_id, j.channel, j.attempts
+     )
+     SELECT c.id, c.notification_id, c.channel, c.attempts,
+            i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
+            cu.name AS customer_name, n.stage,
+            -- the customer's current contact, so a corrected number is used on retry
+            COALESCE(CASE c.channel WHEN 'email' THEN NULLIF(btrim(cu.email), '')
+                                    ELSE NULLIF(btrim(cu.phone), '') END, n.recipient) AS recipient,
+            n.status, n.run_date
+     FROM claimed c
+     JOIN notifications n ON n.id = c.notification_id
+     JOIN invoices i ON i.id = n.invoice_id
+     JOIN customers cu ON cu.id = i.customer_id";
+
 /// Limits that apply to WhatsApp claims, shared by all workers.
 #[derive(Debug, Clone, Copy)]
 pub struct WhatsAppLimits {
@@ -123,14 +158,25 @@ pub fn claim_batch(
     if names.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let mut jobs: Vec<ClaimedJob> = cached(CLAIM_BATCH)
-        .bind::<Text, _>(queue)
-        .bind::<Text, _>(worker)
-        .bind::<Double, _>(retry_after.as_secs_f64())
-        .bind::<Array<Text>, _>(&names)
-        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-        .bind::<diesel::sql_types::Bool, _>(abandoned)
-        .load(conn)?;
+    let mut jobs: Vec<ClaimedJob> = if abandoned {
+        cached(CLAIM_BATCH)
+            .bind::<Text, _>(queue)
+            .bind::<Text, _>(worker)
+            .bind::<Double, _>(retry_after.as_secs_f64())
+            .bind::<Array<Text>, _>(&names)
+            .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+            .bind::<diesel::sql_types::Bool, _>(abandoned)
+            .load(conn)?
+    } else {
+        // Split evenly between the channels (as dunning_claim_batch does).
+        let each = limit.div_ceil(names.len() as u32).max(1);
+        cached(CLAIM_FRESH)
+            .bind::<Text, _>(queue)
+            .bind::<Text, _>(worker)
+            .bind::<Array<Text>, _>(&names)
+            .bind::<Integer, _>(i32::try_from(each).unwrap_or(i32::MAX))
+            .load(conn)?
+    };
     jobs.sort_by_key(|j| j.id);
     Ok(jobs)
 }

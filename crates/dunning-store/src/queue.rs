@@ -278,7 +278,8 @@ fn whatsapp_ready(
     let query = diesel::sql_query(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND channel = 'whatsapp'
              AND available_at <= now()
-             AND CASE WHEN $2 THEN reserved_at < now() - make_interval(secs => $3)
+             AND CASE WHEN $2 THEN available_at < now() - make_interval(secs => $3)
+                                   AND reserved_at < now() - make_interval(secs => $3)
                       ELSE reserved_at IS NULL END) AS ready",
     )
     .bind::<Text, _>(queue)

@@ -373,7 +373,7 @@ fn abandoned_reservation_is_recovered_after_retry_after() {
     // A worker claimed both jobs 10 s ago and died.
     exec(
         &mut s.db.conn(),
-        "UPDATE jobs SET reserved_at = now() - interval '10 seconds', reserved_by = 'dead:1:x', attempts = 1",
+        "UPDATE jobs SET available_at = now() - interval '10 seconds', reserved_at = now() - interval '10 seconds', reserved_by = 'dead:1:x', attempts = 1",
     );
     let patient = Config {
         retry_after: Duration::from_secs(120),
@@ -402,7 +402,7 @@ fn a_job_that_kept_killing_its_worker_is_not_retried_forever() {
     let s = setup(1);
     exec(
         &mut s.db.conn(),
-        "UPDATE jobs SET reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 3",
+        "UPDATE jobs SET available_at = now() - interval '10 minutes', reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 3",
     );
     worker(&s, Config::for_tests("default")).run();
     assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
@@ -628,7 +628,7 @@ fn abandoned_jobs_come_back_one_at_a_time_and_never_in_a_fresh_batch() {
     // The five email jobs were in the batch of a worker that died.
     exec(
         &mut c,
-        "UPDATE jobs SET reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1
+        "UPDATE jobs SET available_at = now() - interval '10 minutes', reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1
          WHERE channel = 'email'",
     );
     let both = [Channel::Email, Channel::WhatsApp];

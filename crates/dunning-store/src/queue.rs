@@ -45,9 +45,9 @@ impl ClaimedJob {
     }
 }
 
-/// Claims jobs and returns them with their ledger rows, invoices and customers: one
-/// round trip. The SQL is the `dunning_claim_batch` function (migration
-/// `2025-11-25-000004_batch_claim`), so that its plan is kept per session.
+/// Claims one abandoned job (`p_abandoned`) and returns it with its ledger row,
+/// invoice and customer: one round trip. The SQL is the `dunning_claim_batch`
+/// function (migrations 000004 and 000006); fresh jobs go through [`CLAIM_FRESH`].
 const CLAIM_BATCH: &str =
     "SELECT id, notification_id, channel, attempts, invoice_id, invoice_number,
         amount, due_date, customer_name, stage, recipient, status, run_date

@@ -747,7 +747,12 @@ fn envelope_pipelined(
             smtp.read_response()
         };
         match reply {
-            Ok(_) if stage == Stage::Data && first_refusal.is_some() => smtp.abort(),
+            Ok(_) if stage == Stage::Data && first_refusal.is_some() => {
+                // `abort` writes QUIT (message text by now) and waits for a reply
+                // that cannot come: wait briefly, then the socket is shut down.
+                let _ = smtp.set_timeout(Some(QUIT_TIMEOUT));
+                smtp.abort();
+            }
             Ok(_) => {}
             Err(e) => {
                 // No reply code (I/O error, timeout, garbage): the rest is unreadable.

@@ -312,6 +312,42 @@ fn refused_recipient_does_not_cost_the_connection(extra: &[&str]) {
 }
 
 #[test]
+fn data_accepted_after_a_refused_recipient_sends_nothing() {
+    // A careless server refuses the recipient but accepts the pipelined DATA: the
+    // message must not follow, and the connection is given up, not reused.
+    let peer = SmtpPeer::start("rcpt-550-lenient");
+    let sender = sender(&peer, "tls", Some(PASSWORD));
+    let started = std::time::Instant::now();
+    let err = sender.send(&seed_message("nobody@email.com")).unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent(t) if t.contains("550")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "giving up the connection waited {:?}",
+        started.elapsed()
+    );
+    sender
+        .send(&seed_message("customer@email.com"))
+        .expect("sent on a new connection");
+    let got = peer.wait_received(1);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got_later = peer.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got_later.len(),
+        1,
+        "the refused message arrived: {got_later:?}"
+    );
+    assert_eq!(
+        got[0]["rcpt_tos"],
+        serde_json::json!(["customer@email.com"])
+    );
+    assert_eq!(peer.connections(), 2);
+}
+
+#[test]
 fn refused_recipient_does_not_cost_the_connection_when_pipelined() {
     refused_recipient_does_not_cost_the_connection(&[]);
 }

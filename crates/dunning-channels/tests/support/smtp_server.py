@@ -28,6 +28,8 @@ Modes:
   plain        no TLS at all, no AUTH
   rcpt-550     RCPT TO for an address starting with "nobody" refused with 550 5.1.1
   rcpt-450     every RCPT TO refused with 450 4.2.0
+  rcpt-550-lenient  like rcpt-550, but DATA is accepted (354) all the same, as a
+               careless server may do: a pipelining client must not send the message
   drop-data    the connection is cut after the message data arrives, before the reply
   drop-data-2  the same for the second message only (the first is accepted)
 
@@ -119,7 +121,9 @@ class Handler:
         return self.counted("QUIT")
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.mode == "rcpt-550" and address.startswith("nobody"):
+        if self.mode in ("rcpt-550", "rcpt-550-lenient") and address.startswith("nobody"):
+            if self.mode == "rcpt-550-lenient":
+                envelope.rcpt_tos.append(address)  # DATA will be accepted
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         if self.mode == "rcpt-450":
             return "450 4.2.0 <%s>: Recipient address rejected: Greylisted, try again later" % address
@@ -165,7 +169,7 @@ def main():
         return
 
     modes = (
-        "starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-450", "drop-data",
+        "starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-550-lenient", "rcpt-450", "drop-data",
         "drop-data-2",
     )
     if a.mode not in modes:

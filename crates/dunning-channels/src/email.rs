@@ -747,12 +747,9 @@ fn envelope_pipelined(
             smtp.read_response()
         };
         match reply {
-            Ok(_) if stage == Stage::Data && first_refusal.is_some() => {
-                // `abort` writes QUIT (message text by now) and waits for a reply
-                // that cannot come: wait briefly, then the socket is shut down.
-                let _ = smtp.set_timeout(Some(QUIT_TIMEOUT));
-                smtp.abort();
-            }
+            // The QUIT is message text by now and gets no reply: `quit_briefly`
+            // waits at most QUIT_TIMEOUT for it, then shuts the socket down.
+            Ok(_) if stage == Stage::Data && first_refusal.is_some() => quit_briefly(smtp),
             Ok(_) => {}
             Err(e) => {
                 // No reply code (I/O error, timeout, garbage): the rest is unreadable.
@@ -806,8 +803,13 @@ fn close(conn: Conn) {
 }
 
 fn close_smtp(mut smtp: SmtpConnection) {
+    quit_briefly(&mut smtp);
+}
+
+/// `QUIT` (unless the connection already broke), waiting at most [`QUIT_TIMEOUT`]
+/// for the reply, then the socket is shut down; the connection is unusable after.
+fn quit_briefly(smtp: &mut SmtpConnection) {
     let _ = smtp.set_timeout(Some(QUIT_TIMEOUT));
-    // `abort` sends QUIT unless the connection already broke, then shuts it down.
     smtp.abort();
 }
 

@@ -16,13 +16,19 @@ use diesel::{IntoSql, QueryResult, RunQueryDsl};
 /// and its values, prepared once per connection.
 pub(crate) struct Cached<'a> {
     sql: &'static str,
+    /// The text between placeholders, and the `n` of each `$n` in order.
+    texts: Vec<&'static str>,
+    numbers: Vec<usize>,
     binds: Vec<Box<dyn QueryFragment<Pg> + Send + 'a>>,
 }
 
 /// `sql` as a statement that stays prepared; add its values with [`Cached::bind`].
 pub(crate) fn cached(sql: &'static str) -> Cached<'static> {
+    let (texts, numbers) = pieces(sql);
     Cached {
         sql,
+        texts,
+        numbers,
         binds: Vec::new(),
     }
 }
@@ -35,9 +41,9 @@ impl<'a> Cached<'a> {
         V: IntoSql + diesel::expression::AsExpression<ST>,
         <V as diesel::expression::AsExpression<ST>>::Expression: QueryFragment<Pg> + Send + 'a,
     {
-        let Cached { sql, mut binds } = self;
-        binds.push(Box::new(value.into_sql::<ST>()));
-        Cached { sql, binds }
+        let mut next = self;
+        next.binds.push(Box::new(value.into_sql::<ST>()));
+        next
     }
 }
 
@@ -69,7 +75,7 @@ fn pieces(sql: &str) -> (Vec<&str>, Vec<usize>) {
 
 impl QueryFragment<Pg> for Cached<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let (texts, numbers) = pieces(self.sql);
+        let (texts, numbers) = (&self.texts, &self.numbers);
         let bad = |why: String| {
             Err(diesel::result::Error::QueryBuilderError(
                 format!("{why} in: {}", self.sql).into(),
@@ -82,7 +88,7 @@ impl QueryFragment<Pg> for Cached<'_> {
         }
         // diesel numbers the placeholders itself ($1, $2, … in the order they are
         // pushed): each occurrence of `$n` sends the n-th value (again, if repeated).
-        for (text, &n) in texts.iter().zip(&numbers) {
+        for (text, &n) in texts.iter().zip(numbers) {
             let Some(bind) = n.checked_sub(1).and_then(|i| self.binds.get(i)) else {
                 return bad(format!("${n} has no value ({} bound)", self.binds.len()));
             };

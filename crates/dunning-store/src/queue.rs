@@ -110,8 +110,9 @@ impl WhatsAppLimits {
 /// Why ready WhatsApp jobs were held back by a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
-    /// The shared send slot is taken until `next_send_at`.
-    Paced { next_send_at: OffsetDateTime },
+    /// The shared send slot is taken for `wait` more (measured on the database's
+    /// clock, so the hosts' clocks need not agree).
+    Paced { wait: Duration },
     /// This month's quota is used up (`used` sent or in flight).
     Quota { used: i64 },
 }
@@ -216,25 +217,33 @@ pub fn claim_whatsapp(
     }
     #[derive(QueryableByName)]
     struct Slot {
-        #[diesel(sql_type = Timestamptz)]
-        next_send_at: OffsetDateTime,
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        free: bool,
+        #[diesel(sql_type = Double)]
+        wait_secs: f64,
     }
     conn.transaction::<Claim, crate::StoreError, _>(|conn| {
         // Lock the slot row: WhatsApp claims are serialised from here to commit.
+        diesel::sql_query(
+            "SELECT 1 FROM channel_state WHERE channel = 'whatsapp' FOR UPDATE",
+        )
+        .execute(conn)?;
+        // A new statement after taking the lock sees the last holder's slot. The
+        // slot is compared with the clock now, not with now() (this transaction's
+        // start): a claim that waited for the lock must not count its wait as
+        // spacing, and must not see a zero interval as a slot taken in the future.
         let slot: Slot = diesel::sql_query(
-            "SELECT GREATEST(next_send_at, now()) AS next_send_at, next_send_at <= now() AS free
-             FROM channel_state WHERE channel = 'whatsapp' FOR UPDATE",
+            "SELECT CASE WHEN next_send_at <= c.t THEN 0
+                         ELSE extract(epoch FROM LEAST(next_send_at, c.t + interval '1 hour') - c.t)
+                    END::float8 AS wait_secs
+             FROM channel_state CROSS JOIN (SELECT clock_timestamp() AS t) c
+             WHERE channel = 'whatsapp'",
         )
         .get_result(conn)?;
         let mut held = None;
-        if !slot.free {
+        if slot.wait_secs > 0.0 {
             held = Some(Held::Paced {
-                next_send_at: slot.next_send_at,
+                wait: Duration::from_secs_f64(slot.wait_secs.clamp(0.0, 3600.0)),
             });
         } else if let Some(quota) = wa.monthly_quota {
-            // A new statement after taking the lock: sees every claim committed so far.
             let used = whatsapp_used(conn, wa.month, retry_after)?;
             if used >= i64::from(quota) {
                 held = Some(Held::Quota { used });
@@ -249,8 +258,11 @@ pub fn claim_whatsapp(
         }
         let job = claim_one(conn)?;
         if job.is_some() {
+            // The next slot opens an interval after this claim, as the clock says
+            // now (the claim itself may have waited for row locks).
             diesel::sql_query(
-                "UPDATE channel_state SET next_send_at = now() + make_interval(secs => $1), updated_at = now()
+                "UPDATE channel_state SET next_send_at = clock_timestamp() + make_interval(secs => $1),
+                        updated_at = now()
                  WHERE channel = 'whatsapp'",
             )
             .bind::<Double, _>(wa.min_interval.as_secs_f64())
@@ -429,6 +441,53 @@ pub fn hold_batch(
             (s.notification_id, hold)
         })
         .collect())
+}
+
+/// Backends waiting for a lock this session holds (a billing `UPDATE invoices` held
+/// up by [`hold_batch`]'s locks). Call it before ending a lock span that the same
+/// worker follows with another one: see [`let_waiters_in`].
+pub fn lock_waiters(conn: &mut PgConnection) -> Result<Vec<i32>> {
+    #[derive(QueryableByName)]
+    struct W {
+        #[diesel(sql_type = Array<Integer>)]
+        pids: Vec<i32>,
+    }
+    let w: W = cached(
+        "SELECT COALESCE(array_agg(DISTINCT pid), '{}') AS pids FROM pg_locks
+         WHERE NOT granted AND pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+    )
+    .get_result(conn)?;
+    Ok(w.pids)
+}
+
+/// After a lock span ended with `waiters` queued behind it: waits (at most
+/// `limit`) until they got their locks, before the worker locks the next span.
+///
+/// A released row lock is not handed to the longest waiter: the waiter is only
+/// woken, and a new `FOR SHARE` that comes first takes the row again. A worker that
+/// starts its next span at once wins that race whenever its machine is busy, and a
+/// payment could wait for a whole batch instead of one span.
+pub fn let_waiters_in(conn: &mut PgConnection, waiters: &[i32], limit: Duration) -> Result<()> {
+    if waiters.is_empty() {
+        return Ok(());
+    }
+    #[derive(QueryableByName)]
+    struct B {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        waiting: bool,
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let b: B = cached(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND pid = ANY ($1)) AS waiting",
+        )
+        .bind::<Array<Integer>, _>(waiters)
+        .get_result(conn)?;
+        if !b.waiting || started.elapsed() >= limit {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// The final state of a delivery.

@@ -29,6 +29,10 @@ pub const DEFAULT_BATCH: u32 = 20;
 /// How long a batch keeps its invoices locked before the rest of it is checked anew:
 /// what a billing `UPDATE` of one of them may wait, plus the send in progress.
 const LOCK_SPAN: Duration = Duration::from_secs(1);
+/// How long a worker lets the writers that waited for one lock span take their
+/// locks before it locks the next span of the same batch (see
+/// [`queue::let_waiters_in`]).
+const LOCK_GAP_LIMIT: Duration = Duration::from_millis(250);
 /// How long a job waits when another worker is sending to its invoice on its channel.
 const BUSY_RETRY: Duration = Duration::from_secs(2);
 /// How often each process looks for jobs abandoned by dead workers (and at once
@@ -70,7 +74,8 @@ impl Config {
             batch: DEFAULT_BATCH,
             once: true,
             max_jobs: None,
-            max_time: None,
+            // A test whose workers never finish fails instead of hanging CI.
+            max_time: Some(Duration::from_secs(90)),
             whatsapp_interval: Duration::ZERO,
             monthly_quota: 1000,
             zone: Zone::default(),
@@ -366,13 +371,10 @@ impl Worker {
     }
 
     /// Notes why WhatsApp jobs were held back, so that claims skip WhatsApp until then.
-    fn note_whatsapp_held(&self, held: Option<Held>, now: OffsetDateTime) {
+    fn note_whatsapp_held(&self, held: Option<Held>) {
         let held = match held {
-            Some(Held::Paced { next_send_at }) => {
-                let wait =
-                    (next_send_at - now).clamp(time::Duration::ZERO, time::Duration::seconds(60));
-                let wait = Duration::try_from(wait).unwrap_or_default();
-                (Instant::now() + wait, false)
+            Some(Held::Paced { wait }) => {
+                (Instant::now() + wait.min(Duration::from_secs(60)), false)
             }
             Some(Held::Quota { used }) => {
                 if !self.quota_warned.swap(true, Ordering::SeqCst) {
@@ -401,7 +403,6 @@ impl Worker {
         conn: &mut PgConnection,
         allowed: &[Channel],
         limits: &queue::WhatsAppLimits,
-        now: OffsetDateTime,
     ) -> Result<Option<ClaimedJob>, StoreError> {
         let mut found = None;
         if self.reserve(1) == 1 {
@@ -429,7 +430,7 @@ impl Worker {
                     limits,
                     Pick::Abandoned,
                 )?;
-                self.note_whatsapp_held(claim.whatsapp_held, now);
+                self.note_whatsapp_held(claim.whatsapp_held);
                 found = claim.job;
             }
             if found.is_none() {
@@ -462,7 +463,7 @@ impl Worker {
         let mut swept = false;
         if self.sweep_due() {
             swept = true;
-            if let Some(job) = self.claim_abandoned(conn, &allowed, &limits, now)? {
+            if let Some(job) = self.claim_abandoned(conn, &allowed, &limits)? {
                 self.process_batch(state, vec![job])?;
                 return Ok(Step::Worked);
             }
@@ -471,6 +472,7 @@ impl Worker {
         let mut jobs = Vec::new();
         let budget = self.reserve(self.cfg.batch.max(1));
         // WhatsApp under pacing or a quota: one job through the shared gate.
+        let mut paced_now = false;
         if limits.gated() && allowed.contains(&Channel::WhatsApp) && budget > 0 {
             let claim = queue::claim_whatsapp(
                 conn,
@@ -480,7 +482,8 @@ impl Worker {
                 &limits,
                 Pick::Fresh(1),
             )?;
-            self.note_whatsapp_held(claim.whatsapp_held, now);
+            paced_now = matches!(claim.whatsapp_held, Some(Held::Paced { .. }));
+            self.note_whatsapp_held(claim.whatsapp_held);
             jobs.extend(claim.job);
         }
         let batch_channels: Vec<Channel> = allowed
@@ -506,16 +509,17 @@ impl Worker {
         }
         if jobs.is_empty() {
             if !swept {
-                if let Some(job) = self.claim_abandoned(conn, &allowed, &limits, now)? {
+                if let Some(job) = self.claim_abandoned(conn, &allowed, &limits)? {
                     self.process_batch(state, vec![job])?;
                     return Ok(Step::Worked);
                 }
             }
             // Only pacing keeps ready WhatsApp jobs back: wait for the slot, even
-            // with --once (they are due now, just not all at once).
+            // with --once (they are due now, just not all at once). A slot that
+            // opened again in the meantime is no reason to stop either.
             let held = *self.wa_held.lock().unwrap_or_else(|p| p.into_inner());
-            return match held.filter(|(until, _)| *until > Instant::now()) {
-                Some((until, false)) => {
+            return match held {
+                Some((until, false)) if paced_now || until > Instant::now() => {
                     Ok(Step::Paced(until.saturating_duration_since(Instant::now())))
                 }
                 _ => Ok(Step::Idle),
@@ -583,7 +587,7 @@ impl Worker {
             let lock: &mut PgConnection = lock.as_mut().expect("lock connection");
             let (day_start, day_end) = local_day_bounds(&self.cfg.zone, OffsetDateTime::now_utc());
             let ids: Vec<i64> = rest.iter().map(|p| p.job.notification_id).collect();
-            let round = lock.transaction::<(), StoreError, _>(|lock| {
+            let round = lock.transaction::<Vec<i32>, StoreError, _>(|lock| {
                 let holds = queue::hold_batch(lock, &ids, day_start, day_end)?;
                 let began = Instant::now();
                 while let Some(p) = rest.pop_front() {
@@ -654,14 +658,22 @@ impl Worker {
                         break;
                     }
                 }
-                Ok(())
-            });
-            if let Err(e) = round {
-                self.give_back(&rest);
-                if e.is_connection_problem() {
-                    state.lock = None;
+                // Another span follows: note who waits for this one's locks.
+                if rest.is_empty() || self.stopping() {
+                    Ok(Vec::new())
+                } else {
+                    queue::lock_waiters(lock)
                 }
-                return Err(e);
+            });
+            match round {
+                Ok(waiters) => queue::let_waiters_in(conn, &waiters, LOCK_GAP_LIMIT)?,
+                Err(e) => {
+                    self.give_back(&rest);
+                    if e.is_connection_problem() {
+                        state.lock = None;
+                    }
+                    return Err(e);
+                }
             }
         }
         Ok(())

@@ -202,7 +202,11 @@ pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<
                 Some(user) => format!(", logged in as {user}"),
                 None => ", no login (MAIL_USERNAME not set)".to_owned(),
             },
-            if pipelining { ", PIPELINING" } else { "" }
+            match (pipelining, smtp.pipelining) {
+                (true, _) => ", PIPELINING",
+                (false, false) => ", no pipelining (MAIL_PIPELINING=off)",
+                (false, true) => "",
+            }
         )),
         Ok((false, _)) => Err(SendError::Transient(format!(
             "{}: connected, but the server did not answer NOOP",
@@ -225,6 +229,8 @@ struct Connector {
     timeout: Duration,
     credentials: Option<Credentials>,
     hello: ClientId,
+    /// `MAIL_PIPELINING` allows pipelining when the server offers it.
+    pipelining: bool,
 }
 
 enum TlsMode {
@@ -254,6 +260,7 @@ impl Connector {
                 .map(|user| Credentials::new(user.clone(), smtp.password.expose().to_owned())),
             // The host name, or 127.0.0.1 as an address literal (lettre's default).
             hello: ClientId::default(),
+            pipelining: smtp.pipelining,
         })
     }
 
@@ -282,7 +289,7 @@ impl Connector {
         // Before AUTH: a fresh EHLO resets the session state, which some servers
         // take to include the login.
         let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => offers_pipelining(&reply),
+            Ok(reply) => self.pipelining && offers_pipelining(&reply),
             Err(e) => {
                 close_smtp(conn);
                 return Err(e);

@@ -204,6 +204,25 @@ fn without_pipelining_each_command_waits_for_its_reply() {
     assert_eq!(peer.connections(), 1);
 }
 
+#[test]
+fn mail_pipelining_off_waits_for_each_reply_even_when_offered() {
+    // A relay that offers PIPELINING but mishandles it: MAIL_PIPELINING=off.
+    let peer = SmtpPeer::start("starttls");
+    let outbox = tempfile::tempdir().unwrap();
+    let mut settings = peer.settings("tls", Some(PASSWORD), outbox.path());
+    if let dunning_core::config::MailDriver::Smtp(smtp) = &mut settings.mail {
+        smtp.pipelining = false;
+    }
+    let sender = email_sender_with(&settings, &SmtpPeer::options()).unwrap();
+    for to in ["a@email.com", "b@email.com"] {
+        sender.send(&seed_message(to)).expect("sent");
+    }
+    peer.wait_received(2);
+    assert_eq!(peer.commands("PIPELINED"), 0, "pipelined although off");
+    let line = check_smtp_with(&settings, &SmtpPeer::options()).unwrap();
+    assert!(line.contains("MAIL_PIPELINING=off"), "{line}");
+}
+
 /// Sends to `first`, lets the server close the idle connection (after a 421 reply
 /// when `with_421`), then sends to `second` and `third`: both must arrive exactly
 /// once, the second on a new connection and the third reusing it.

@@ -162,6 +162,10 @@ pub struct SmtpSettings {
     pub password: Secret,
     pub encryption: Encryption,
     pub timeout: Duration,
+    /// `MAIL_PIPELINING`: use `PIPELINING` (RFC 2920) when the server offers it
+    /// (`auto`, the default), or never (`off`: for a relay that offers it but
+    /// mishandles it).
+    pub pipelining: bool,
 }
 
 /// The sender of every email.
@@ -223,6 +227,7 @@ pub const VARIABLES: &[&str] = &[
     "MAIL_FROM_ADDRESS",
     "MAIL_FROM_NAME",
     "MAIL_TIMEOUT",
+    "MAIL_PIPELINING",
     "WHATSAPP_DRIVER",
     "FONNTE_TOKEN",
     "FONNTE_URL",
@@ -359,6 +364,18 @@ impl Settings {
                     password: Secret::new(r.var("MAIL_PASSWORD").unwrap_or_default()),
                     encryption,
                     timeout: r.seconds("MAIL_TIMEOUT", 30)?,
+                    pipelining: match r.var("MAIL_PIPELINING").map(|v| v.to_ascii_lowercase()) {
+                        None => true,
+                        Some(v) if v == "auto" => true,
+                        Some(v) if v == "off" => false,
+                        Some(v) => {
+                            return Err(ConfigError::Invalid {
+                                var: "MAIL_PIPELINING",
+                                value: v,
+                                hint: "use auto (send MAIL, RCPT and DATA together when the server offers PIPELINING; the default) or off".into(),
+                            });
+                        }
+                    },
                 })
             }
             Some(_) => {
@@ -497,7 +514,28 @@ mod tests {
         };
         assert_eq!(smtp.encryption, Encryption::StartTls);
         assert_eq!(smtp.port, 587);
+        assert!(
+            smtp.pipelining,
+            "PIPELINING is used when offered by default"
+        );
         assert!(!format!("{s:?}").contains("your-app-password"));
+    }
+
+    #[test]
+    fn mail_pipelining_off_turns_it_off() {
+        let base = [
+            ("MAIL_MAILER", "smtp"),
+            ("MAIL_HOST", "h"),
+            ("MAIL_FROM_ADDRESS", "noreply@wikarta.com"),
+        ];
+        for (value, want) in [("auto", true), ("off", false), ("OFF", false)] {
+            let mut vars = base.to_vec();
+            vars.push(("MAIL_PIPELINING", value));
+            let MailDriver::Smtp(smtp) = settings(&vars).unwrap().mail else {
+                panic!("expected smtp")
+            };
+            assert_eq!(smtp.pipelining, want, "MAIL_PIPELINING={value}");
+        }
     }
 
     #[test]
@@ -523,6 +561,14 @@ mod tests {
                     ("MAIL_PORT", "x"),
                 ],
                 "MAIL_PORT",
+            ),
+            (
+                &[
+                    ("MAIL_MAILER", "smtp"),
+                    ("MAIL_HOST", "h"),
+                    ("MAIL_PIPELINING", "no"),
+                ],
+                "MAIL_PIPELINING",
             ),
             (&[("WHATSAPP_DRIVER", "fonnte")], "FONNTE_TOKEN"),
             (&[("FONNTE_MONTHLY_QUOTA", "-1")], "FONNTE_MONTHLY_QUOTA"),

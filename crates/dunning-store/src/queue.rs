@@ -45,33 +45,16 @@ impl ClaimedJob {
     }
 }
 
-/// Claims one abandoned job (`p_abandoned`) and returns it with its ledger row,
-/// invoice and customer: one round trip. The SQL is the `dunning_claim_batch`
-/// function (migrations 000004 and 000006); fresh jobs go through [`CLAIM_FRESH`].
-const CLAIM_BATCH: &str =
-    "SELECT id, notification_id, channel, attempts, invoice_id, invoice_number,
-        amount, due_date, customer_name, stage, recipient, status, run_date
-    FROM dunning_claim_batch($1, $2, $3, $4, $5, $6)";
-
-/// Fresh jobs of each channel in `$3`, at most `$4` per channel, oldest first,
-/// reserved for worker `$2` with the attempt counted: [`claim_batch`] for
-/// [`Pick::Fresh`]. One plain statement kept prepared (the PL/pgSQL function ran
-/// one statement per channel, each with its own executor start, and saved and
-/// restored its settings on every call). Its plan is made once per connection, as
-/// an ordered scan of `jobs_ready_channel` per channel that stops after `$4`
-/// unlocked ready jobs (see [`crate::db::QUEUE_SESSION_SETTINGS`]).
-const CLAIM_FRESH: &str = "WITH picked AS (
-         SELECT r.id
-         FROM unnest($3::text[]) AS ch(name)
-         CROSS JOIN LATERAL (
-             SELECT j.id FROM jobs j
-             WHERE j.queue = $1 AND j.channel = ch.name AND j.available_at <= now()
-               AND j.reserved_at IS NULL
-             ORDER BY j.available_at, j.id
-             LIMIT $4
-             FOR UPDATE SKIP LOCKED
-         ) r
-     ), claimed AS (
+/// A claim statement: the jobs whose ids the CTE `picked` (the argument) selects
+/// are reserved for worker `$2` with the attempt counted, and returned with their
+/// ledger row, invoice and customer in one round trip. One projection for fresh and
+/// abandoned claims, so both send to the same contact.
+macro_rules! claim_sql {
+    ($picked:literal) => {
+        concat!(
+            "WITH picked AS (",
+            $picked,
+            "), claimed AS (
          UPDATE jobs j SET reserved_at = now(), reserved_by = $2, attempts = j.attempts + 1
          FROM picked p WHERE j.id = p.id
          RETURNING j.id, j.notification_id, j.channel, j.attempts
@@ -86,7 +69,55 @@ const CLAIM_FRESH: &str = "WITH picked AS (
      FROM claimed c
      JOIN notifications n ON n.id = c.notification_id
      JOIN invoices i ON i.id = n.invoice_id
-     JOIN customers cu ON cu.id = i.customer_id";
+     JOIN customers cu ON cu.id = i.customer_id"
+        )
+    };
+}
+
+/// Fresh jobs of each channel in `$3`, at most `$4` per channel, oldest first:
+/// [`claim_batch`] for [`Pick::Fresh`]. One plain statement kept prepared (the
+/// PL/pgSQL function of migration 000004 ran one statement per channel, each with
+/// its own executor start, and saved and restored its settings on every call). Its
+/// plan is made once per connection, as an ordered scan of `jobs_ready_channel` per
+/// channel that stops after `$4` unlocked ready jobs (see
+/// [`crate::db::QUEUE_SESSION_SETTINGS`]).
+const CLAIM_FRESH: &str = claim_sql!(
+    "SELECT r.id
+         FROM unnest($3::text[]) AS ch(name)
+         CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+             WHERE j.queue = $1 AND j.channel = ch.name AND j.available_at <= now()
+               AND j.reserved_at IS NULL
+             ORDER BY j.available_at, j.id
+             LIMIT $4
+             FOR UPDATE SKIP LOCKED
+         ) r"
+);
+
+/// One job whose reservation is older than `$4` seconds (its worker died), from the
+/// first channel of `$3` that has one: [`claim_batch`] for [`Pick::Abandoned`].
+///
+/// A reservation is never older than its job's availability (a claim needs
+/// `available_at <= now()` and sets `reserved_at = now()`; whatever moves
+/// `available_at` also clears the reservation), so only jobs available for longer
+/// than `$4` are read: an index range that is empty while a fresh queue drains
+/// (migration 000006). No `ORDER BY` outside: the channels are tried in order and
+/// the outer `LIMIT` stops at the first found, before the next channel is read or
+/// locked.
+const CLAIM_ABANDONED: &str = claim_sql!(
+    "SELECT r.id
+         FROM unnest($3::text[]) AS ch(name)
+         CROSS JOIN LATERAL (
+             SELECT j.id FROM jobs j
+             WHERE j.queue = $1 AND j.channel = ch.name
+               AND j.available_at < now() - make_interval(secs => $4)
+               AND j.reserved_at < now() - make_interval(secs => $4)
+             ORDER BY j.available_at, j.id
+             LIMIT 1
+             FOR UPDATE SKIP LOCKED
+         ) r
+         LIMIT 1"
+);
 
 /// Limits that apply to WhatsApp claims, shared by all workers.
 #[derive(Debug, Clone, Copy)]
@@ -160,16 +191,14 @@ pub fn claim_batch(
         return Ok(Vec::new());
     }
     let mut jobs: Vec<ClaimedJob> = if abandoned {
-        cached(CLAIM_BATCH)
+        cached(CLAIM_ABANDONED)
             .bind::<Text, _>(queue)
             .bind::<Text, _>(worker)
-            .bind::<Double, _>(retry_after.as_secs_f64())
             .bind::<Array<Text>, _>(&names)
-            .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-            .bind::<diesel::sql_types::Bool, _>(abandoned)
+            .bind::<Double, _>(retry_after.as_secs_f64())
             .load(conn)?
     } else {
-        // Split evenly between the channels (as dunning_claim_batch does).
+        // Split evenly between the channels.
         let each = limit.div_ceil(names.len() as u32).max(1);
         cached(CLAIM_FRESH)
             .bind::<Text, _>(queue)

@@ -713,6 +713,38 @@ fn abandoned_jobs_come_back_one_at_a_time_and_never_in_a_fresh_batch() {
 }
 
 #[test]
+fn an_abandoned_claim_takes_one_job_of_the_first_channel_with_the_current_contact() {
+    use dunning_store::queue::{Pick, claim_batch};
+    let s = setup(2);
+    let mut c = s.db.conn();
+    exec(
+        &mut c,
+        "UPDATE jobs SET available_at = now() - interval '10 minutes', reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1",
+    );
+    // The operator corrected a contact after the ledger row was written.
+    exec(
+        &mut c,
+        "UPDATE customers SET email = 'baru@example.com' WHERE id = 1",
+    );
+    let both = [Channel::Email, Channel::WhatsApp];
+    let ttl = Duration::from_secs(120);
+    let mut order = Vec::new();
+    loop {
+        let one = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Abandoned).unwrap();
+        assert!(one.len() <= 1, "abandoned jobs came back together: {one:?}");
+        let Some(j) = one.into_iter().next() else {
+            break;
+        };
+        assert_eq!(j.attempts, 2);
+        if j.channel == "email" && j.delivery.invoice_number == "INV-000001" {
+            assert_eq!(j.delivery.recipient.as_deref(), Some("baru@example.com"));
+        }
+        order.push(j.channel);
+    }
+    assert_eq!(order, ["email", "email", "whatsapp", "whatsapp"]);
+}
+
+#[test]
 fn one_batch_never_sends_two_reminders_for_one_invoice_and_channel() {
     let s = setup(1);
     pause_whatsapp(&s);

@@ -490,12 +490,18 @@ pub fn lock_waiters(conn: &mut PgConnection) -> Result<Vec<i32>> {
 }
 
 /// After a lock span ended with `waiters` queued behind it: waits (at most
-/// `limit`) until they got their locks, before the worker locks the next span.
+/// `limit`) until they got their rows, before the worker locks the next span.
 ///
 /// A released row lock is not handed to the longest waiter: the waiter is only
 /// woken, and a new `FOR SHARE` that comes first takes the row again. A worker that
 /// starts its next span at once wins that race whenever its machine is busy, and a
 /// payment could wait for a whole batch instead of one span.
+///
+/// A waiter counts as through when it waits for no lock and holds no row's tuple
+/// lock (held from the moment it queued until its own update is done), on three
+/// looks in a row: a woken waiter was once seen clear for a moment and then holding
+/// the tuple lock again (a retried update). Best effort by design: the worst case
+/// is the old one, the payment waits for the next span too.
 pub fn let_waiters_in(conn: &mut PgConnection, waiters: &[i32], limit: Duration) -> Result<()> {
     if waiters.is_empty() {
         return Ok(());
@@ -506,13 +512,16 @@ pub fn let_waiters_in(conn: &mut PgConnection, waiters: &[i32], limit: Duration)
         waiting: bool,
     }
     let started = std::time::Instant::now();
+    let mut clear = 0;
     loop {
         let b: B = cached(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND pid = ANY ($1)) AS waiting",
+            "SELECT EXISTS (SELECT 1 FROM pg_locks
+                            WHERE pid = ANY ($1) AND (NOT granted OR locktype = 'tuple')) AS waiting",
         )
         .bind::<Array<Integer>, _>(waiters)
         .get_result(conn)?;
-        if !b.waiting || started.elapsed() >= limit {
+        clear = if b.waiting { 0 } else { clear + 1 };
+        if clear >= 3 || started.elapsed() >= limit {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(2));

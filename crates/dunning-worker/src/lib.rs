@@ -658,15 +658,22 @@ impl Worker {
                         break;
                     }
                 }
-                // Another span follows: note who waits for this one's locks.
+                // Another span follows: note who waits for this one's locks. Best
+                // effort: in a savepoint, so that a failure costs nothing but the wait.
                 if rest.is_empty() || self.stopping() {
-                    Ok(Vec::new())
-                } else {
-                    queue::lock_waiters(lock)
+                    return Ok(Vec::new());
                 }
+                Ok(lock.transaction(queue::lock_waiters).unwrap_or_else(|e| {
+                    log::debug!("lock waiters not read: {e}");
+                    Vec::new()
+                }))
             });
             match round {
-                Ok(waiters) => queue::let_waiters_in(conn, &waiters, LOCK_GAP_LIMIT)?,
+                Ok(waiters) => {
+                    if let Err(e) = queue::let_waiters_in(conn, &waiters, LOCK_GAP_LIMIT) {
+                        log::debug!("lock waiters not let in: {e}");
+                    }
+                }
                 Err(e) => {
                     self.give_back(&rest);
                     if e.is_connection_problem() {

@@ -95,6 +95,24 @@ fn fonnte_answering_disconnected_device_on_the_device_call_fails_too() {
 }
 
 #[test]
+fn a_worker_that_stopped_cleanly_is_not_reported_as_silent() {
+    // After `dunning-worker --once` (the demo, a cron-driven drain) the worker said it
+    // stopped: doctor must not call that a missing heartbeat "2s ago".
+    let fake = FonnteFake::start();
+    let env = healthy(&fake);
+    env.exec("UPDATE workers SET last_seen_at = now() - interval '5 seconds', stopped_at = now() - interval '5 seconds'");
+    let text = expect_code(&env.run(&["doctor", "--emoji"]), 1);
+    let workers = line(&text, "Workers");
+    assert!(workers.starts_with("❌"), "{text}");
+    assert!(
+        workers.contains("no worker running: the last one (on ")
+            && workers.contains(") stopped cleanly 5s ago"),
+        "{workers}"
+    );
+    assert!(!workers.contains("heartbeat"), "{workers}");
+}
+
+#[test]
 fn no_recent_heartbeat_fails_with_the_worker_fix() {
     let fake = FonnteFake::start();
     let env = healthy(&fake);
@@ -107,6 +125,7 @@ fn no_recent_heartbeat_fails_with_the_worker_fix() {
         "{workers}"
     );
     assert!(workers.contains("last heartbeat 3h 0m ago"), "{workers}");
+    assert!(workers.contains("without a clean stop"), "{workers}");
     let fix = fix_after(&text, "Workers");
     assert!(
         fix.contains("dunning-worker") && fix.contains("supervisor"),

@@ -237,22 +237,29 @@ fn workers(conn: &mut PgConnection, max_age: u64) -> anyhow::Result<Check> {
             format!("{} alive: {}", alive.len(), alive.join("; ")),
         ));
     }
-    let last = match health::last_heartbeat(conn)? {
-        Some(at) => {
-            let now = stats::db_now(conn)?;
-            format!(
-                "last heartbeat {} ago",
-                human_secs((now - at).whole_seconds())
-            )
-        }
-        None => "no worker has ever run on this database".into(),
+    let detail = match health::last_worker(conn)? {
+        Some(w) => match w.stopped_secs {
+            // A clean stop is not a crash: say so, or the operator hunts for one.
+            Some(stopped) => format!(
+                "no worker running: the last one (on {}) stopped cleanly {} ago",
+                w.hostname,
+                human_secs(stopped)
+            ),
+            None => format!(
+                "no worker heartbeat in the last {} (last heartbeat {} ago, on {}, without a clean stop: killed, crashed or its host is down)",
+                human_secs(max_age),
+                human_secs(w.silent_secs),
+                w.hostname
+            ),
+        },
+        None => format!(
+            "no worker heartbeat in the last {} (no worker has ever run on this database)",
+            human_secs(max_age)
+        ),
     };
     Ok(Check::fail(
         name,
-        format!(
-            "no worker heartbeat in the last {} ({last}): queued reminders are not sent",
-            human_secs(max_age)
-        ),
+        format!("{detail}: queued reminders are not sent"),
         FIX_WORKER,
     ))
 }

@@ -38,12 +38,29 @@ pub fn running_workers(conn: &mut PgConnection) -> Result<Vec<WorkerBeat>> {
     .load(conn)?)
 }
 
-/// The last heartbeat of any worker, stopped or not.
-pub fn last_heartbeat(conn: &mut PgConnection) -> Result<Option<OffsetDateTime>> {
-    use crate::schema::workers::dsl as w;
-    Ok(w::workers
-        .select(diesel::dsl::max(w::last_seen_at))
-        .first(conn)?)
+/// The most recently seen worker, stopped or not.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LastWorker {
+    #[diesel(sql_type = Text)]
+    pub hostname: String,
+    /// Seconds since its last heartbeat (by the database clock).
+    #[diesel(sql_type = BigInt)]
+    pub silent_secs: i64,
+    /// Seconds since it said it stopped (a clean stop: `--once` drained, a signal, a
+    /// restart), or `None` when it never said so (killed, crashed, host down).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub stopped_secs: Option<i64>,
+}
+
+/// The most recently seen worker, if any worker ever ran on this database.
+pub fn last_worker(conn: &mut PgConnection) -> Result<Option<LastWorker>> {
+    Ok(diesel::sql_query(
+        "SELECT hostname, floor(extract(epoch FROM now() - last_seen_at))::bigint AS silent_secs,
+                floor(extract(epoch FROM now() - stopped_at))::bigint AS stopped_secs
+         FROM workers ORDER BY last_seen_at DESC, id LIMIT 1",
+    )
+    .get_result(conn)
+    .optional()?)
 }
 
 /// The most recent finished scheduler run.

@@ -1,36 +1,30 @@
-//! Email: message building (lettre), the `.eml` outbox and pooled SMTP.
+//! Email: message building (lettre), the `.eml` outbox and SMTP through lettre's
+//! pooled `SmtpTransport`.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use dunning_core::config::{Encryption, MailDriver, MailFrom, SmtpSettings};
 use dunning_core::contact::validate_email;
 use dunning_core::mask::mask_email;
 use dunning_core::{Channel, Settings};
-use lettre::address::Envelope;
 use lettre::message::header::{self, ContentType};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
-use lettre::transport::smtp::response::Response;
-use lettre::{Address, Message};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{Address, Message, SmtpTransport, Transport};
 
 use crate::outbox::{outbox_error, safe_reference, unique_token, write_atomic};
-use crate::{ChannelOptions, Delivered, OutgoingMessage, SendError, Sender};
+use crate::{Delivered, OutgoingMessage, PauseKind, SendError, Sender, fix};
 
-/// The most idle connections one sender keeps open to the SMTP server.
-const POOL_MAX_SIZE: usize = 8;
-/// A pooled connection idle for this long is closed (`QUIT`) instead of reused:
-/// servers drop idle clients after a few minutes anyway. A younger one is reused
-/// without a `NOOP` check; if the server closed it meanwhile, the message is sent
-/// again on a new connection (see [`SmtpPool::send`]).
+/// The most connections one sender keeps open to the SMTP server (one per worker
+/// thread is enough).
+const POOL_MAX_SIZE: u32 = 8;
+/// A pooled connection idle for this long is closed: servers drop idle clients
+/// after a few minutes anyway.
 const POOL_IDLE: Duration = Duration::from_secs(60);
-/// How long a best-effort `QUIT` waits for the server's reply.
-const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The shortest timeout used, whatever `MAIL_TIMEOUT` says (a zero timeout means
 /// "none" to the OS, which could hang a worker forever).
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
@@ -52,11 +46,12 @@ fn build(from: &MailFrom, msg: &OutgoingMessage<'_>) -> Result<(Message, String)
     let to = recipient_address(msg.recipient)?;
     let from_address: Address = from.address.trim().parse().map_err(|_| {
         SendError::channel_wide(
+            PauseKind::Config,
             format!(
                 "MAIL_FROM_ADDRESS={:?} is not a valid email address",
                 from.address
             ),
-            "set MAIL_FROM_ADDRESS to the sender address, e.g. noreply@wikarta.com",
+            fix::MAIL_FROM,
         )
     })?;
     let message_id = format!(
@@ -153,11 +148,8 @@ fn escape_html_into(s: &str, out: &mut String) {
     }
 }
 
-/// The email sender `settings.mail` asks for, with the extra `options`.
-pub fn email_sender_with(
-    settings: &Settings,
-    options: &ChannelOptions,
-) -> Result<Box<dyn Sender>, SendError> {
+/// The email sender `settings.mail` asks for.
+pub(crate) fn sender(settings: &Settings) -> Result<Box<dyn Sender>, SendError> {
     match &settings.mail {
         MailDriver::Log => Ok(Box::new(EmlOutbox {
             from: settings.mail_from.clone(),
@@ -165,14 +157,14 @@ pub fn email_sender_with(
         })),
         MailDriver::Smtp(smtp) => Ok(Box::new(SmtpSender {
             from: settings.mail_from.clone(),
-            pool: SmtpPool::new(Connector::new(smtp, options)?),
+            transport: transport(smtp)?,
             smtp: smtp.clone(),
         })),
     }
 }
 
-/// Connects, negotiates TLS and logs in as [`crate::check_smtp`] does, with `options`.
-pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<String, SendError> {
+/// Connects, negotiates TLS and logs in (see [`crate::check_smtp`]).
+pub(crate) fn check(settings: &Settings) -> Result<String, SendError> {
     let smtp = match &settings.mail {
         MailDriver::Log => {
             return Ok(format!(
@@ -182,16 +174,9 @@ pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<
         }
         MailDriver::Smtp(smtp) => smtp,
     };
-    let connector = Connector::new(smtp, options)?;
-    let result = connector.connect().map(|mut conn| {
-        let answered = conn.smtp.test_connected();
-        let pipelining = conn.pipelining;
-        close(conn);
-        (answered, pipelining)
-    });
-    match result {
-        Ok((true, pipelining)) => Ok(format!(
-            "{}: connected{}{}{}",
+    match transport(smtp)?.test_connection() {
+        Ok(true) => Ok(format!(
+            "{}: connected{}{}",
             endpoint(smtp),
             match smtp.encryption {
                 Encryption::StartTls => ", STARTTLS",
@@ -202,13 +187,8 @@ pub fn check_smtp_with(settings: &Settings, options: &ChannelOptions) -> Result<
                 Some(user) => format!(", logged in as {user}"),
                 None => ", no login (MAIL_USERNAME not set)".to_owned(),
             },
-            match (pipelining, smtp.pipelining) {
-                (true, _) => ", PIPELINING",
-                (false, false) => ", no pipelining (MAIL_PIPELINING=off)",
-                (false, true) => "",
-            }
         )),
-        Ok((false, _)) => Err(SendError::Transient(format!(
+        Ok(false) => Err(SendError::Transient(format!(
             "{}: connected, but the server did not answer NOOP",
             endpoint(smtp)
         ))),
@@ -220,125 +200,55 @@ fn endpoint(smtp: &SmtpSettings) -> String {
     format!("SMTP server {}:{}", smtp.host, smtp.port)
 }
 
-/// Where and how to open a connection: TLS mode, timeout, login. Cheap to keep;
-/// no connection is made until [`Connector::connect`].
-struct Connector {
-    host: String,
-    port: u16,
-    tls: TlsMode,
-    timeout: Duration,
-    credentials: Option<Credentials>,
-    hello: ClientId,
-    /// `MAIL_PIPELINING` allows pipelining when the server offers it.
-    pipelining: bool,
-}
-
-enum TlsMode {
-    /// `MAIL_ENCRYPTION=tls`: STARTTLS required.
-    StartTls(TlsParameters),
-    /// `MAIL_ENCRYPTION=ssl`: TLS from the first byte.
-    Implicit(TlsParameters),
-    /// `MAIL_ENCRYPTION=none`.
-    None,
-}
-
-impl Connector {
-    fn new(smtp: &SmtpSettings, options: &ChannelOptions) -> Result<Connector, SendError> {
-        let tls = match smtp.encryption {
-            Encryption::StartTls => TlsMode::StartTls(tls_parameters(smtp, options)?),
-            Encryption::Tls => TlsMode::Implicit(tls_parameters(smtp, options)?),
-            Encryption::None => TlsMode::None,
-        };
-        Ok(Connector {
-            host: smtp.host.clone(),
-            port: smtp.port,
-            tls,
-            timeout: smtp.timeout.max(MIN_TIMEOUT),
-            credentials: smtp
-                .username
-                .as_ref()
-                .map(|user| Credentials::new(user.clone(), smtp.password.expose().to_owned())),
-            // The host name, or 127.0.0.1 as an address literal (lettre's default).
-            hello: ClientId::default(),
-            pipelining: smtp.pipelining,
-        })
+/// lettre's transport for `smtp`, with its connection pool: TLS as
+/// `MAIL_ENCRYPTION` says (STARTTLS required, never a fall-back to plain text),
+/// `PLAIN` or `LOGIN` when a username is set, every timeout `MAIL_TIMEOUT`.
+fn transport(smtp: &SmtpSettings) -> Result<SmtpTransport, SendError> {
+    let tls = match smtp.encryption {
+        Encryption::StartTls => Tls::Required(tls_parameters(smtp)?),
+        Encryption::Tls => Tls::Wrapper(tls_parameters(smtp)?),
+        Encryption::None => Tls::None,
+    };
+    let mut builder = SmtpTransport::builder_dangerous(smtp.host.as_str())
+        .port(smtp.port)
+        .tls(tls)
+        .timeout(Some(smtp.timeout.max(MIN_TIMEOUT)))
+        .pool_config(
+            PoolConfig::new()
+                .max_size(POOL_MAX_SIZE)
+                .idle_timeout(POOL_IDLE),
+        );
+    if let Some(user) = &smtp.username {
+        builder = builder
+            .credentials(Credentials::new(
+                user.clone(),
+                smtp.password.expose().to_owned(),
+            ))
+            .authentication(vec![Mechanism::Plain, Mechanism::Login]);
     }
-
-    /// A new connection, ready for a transaction: greeting and `EHLO` read, TLS
-    /// negotiated (`STARTTLS` + `EHLO` again, or implicit), the server's extensions
-    /// read from one more `EHLO` (lettre's parser does not report `PIPELINING`),
-    /// logged in with `PLAIN` or `LOGIN` when a username is set. Every timeout is
-    /// `MAIL_TIMEOUT`.
-    fn connect(&self) -> Result<Conn, SmtpError> {
-        let implicit = match &self.tls {
-            TlsMode::Implicit(tls) => Some(tls),
-            _ => None,
-        };
-        let mut conn = SmtpConnection::connect(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            implicit,
-            None,
-        )?;
-        if let TlsMode::StartTls(tls) = &self.tls {
-            // Fails with "STARTTLS is not supported" when the server does not offer it:
-            // never falls back to plain text.
-            conn.starttls(tls, &self.hello)?;
-        }
-        // Before AUTH: a fresh EHLO resets the session state, which some servers
-        // take to include the login.
-        let pipelining = match conn.command(Ehlo::new(self.hello.clone())) {
-            Ok(reply) => self.pipelining && offers_pipelining(&reply),
-            Err(e) => {
-                close_smtp(conn);
-                return Err(e);
-            }
-        };
-        if let Some(credentials) = &self.credentials
-            && let Err(e) = conn.auth(DEFAULT_MECHANISMS, credentials)
-        {
-            close_smtp(conn);
-            return Err(e);
-        }
-        Ok(Conn {
-            smtp: conn,
-            pipelining,
-        })
-    }
+    Ok(builder.build())
 }
 
-/// Whether an `EHLO` reply lists `PIPELINING` (one keyword per line after the first).
-fn offers_pipelining(ehlo: &Response) -> bool {
-    ehlo.message().skip(1).any(|line| {
-        line.split_whitespace()
-            .next()
-            .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
-    })
-}
-
-fn tls_parameters(
-    smtp: &SmtpSettings,
-    options: &ChannelOptions,
-) -> Result<TlsParameters, SendError> {
+fn tls_parameters(smtp: &SmtpSettings) -> Result<TlsParameters, SendError> {
     let mut builder = TlsParameters::builder(smtp.host.clone());
-    if let Some(path) = &options.mail_tls_ca_file {
+    if let Some(path) = &smtp.tls_ca_file {
         builder = builder.add_root_certificate(read_ca_file(path)?);
     }
     builder.build().map_err(|e| {
         SendError::channel_wide(
+            PauseKind::Config,
             format!("cannot set up TLS for {}: {e}", endpoint(smtp)),
-            "check MAIL_HOST and MAIL_TLS_CA_FILE",
+            fix::MAIL_TLS_SETUP,
         )
     })
 }
 
-fn read_ca_file(path: &PathBuf) -> Result<Certificate, SendError> {
-    let fix = "set MAIL_TLS_CA_FILE to a readable PEM file of CA certificates, or unset it";
+fn read_ca_file(path: &Path) -> Result<Certificate, SendError> {
     let pem = std::fs::read(path).map_err(|e| {
         SendError::channel_wide(
+            PauseKind::Config,
             format!("MAIL_TLS_CA_FILE={}: cannot read it: {e}", path.display()),
-            fix,
+            fix::MAIL_CA_FILE,
         )
     })?;
     let cert = Certificate::from_pem(&pem).ok().filter(|_| {
@@ -347,11 +257,12 @@ fn read_ca_file(path: &PathBuf) -> Result<Certificate, SendError> {
     });
     cert.ok_or_else(|| {
         SendError::channel_wide(
+            PauseKind::Config,
             format!(
                 "MAIL_TLS_CA_FILE={}: no PEM certificate in it",
                 path.display()
             ),
-            fix,
+            fix::MAIL_CA_FILE,
         )
     })
 }
@@ -384,11 +295,11 @@ impl Sender for EmlOutbox {
     }
 }
 
-/// Sends over SMTP through a connection pool shared by all threads.
+/// Sends over SMTP through lettre's pooled transport, shared by all threads.
 struct SmtpSender {
     from: MailFrom,
     smtp: SmtpSettings,
-    pool: SmtpPool,
+    transport: SmtpTransport,
 }
 
 impl Sender for SmtpSender {
@@ -398,7 +309,7 @@ impl Sender for SmtpSender {
 
     fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError> {
         let (message, message_id) = build(&self.from, msg)?;
-        match self.pool.send(message.envelope(), &message.formatted()) {
+        match self.transport.send(&message) {
             Ok(response) => {
                 log::info!(
                     "email {} to {} accepted by {}: {} {}",
@@ -412,22 +323,13 @@ impl Sender for SmtpSender {
                     provider_message_id: Some(message_id),
                 })
             }
-            Err(failed) => {
-                let err = match &failed.error {
-                    Failure::Smtp(e) => classify(&self.smtp, e),
-                    // Deterministic: sending the same message again cannot succeed.
-                    Failure::Refused(why) => SendError::Permanent(format!(
-                        "cannot send to {}: {why}",
-                        endpoint(&self.smtp)
-                    )),
-                };
+            Err(e) => {
                 // Servers quote the recipient in their replies; errors end up in logs.
-                let err = mask_in(err, msg.recipient);
+                let err = mask_in(classify(&self.smtp, &e), msg.recipient);
                 log::warn!(
-                    "email {} to {} not sent ({}): {err}",
+                    "email {} to {} not sent: {err}",
                     msg.reference,
                     mask_email(msg.recipient),
-                    failed.stage.describe()
                 );
                 Err(err)
             }
@@ -435,403 +337,7 @@ impl Sender for SmtpSender {
     }
 }
 
-/// Up to [`POOL_MAX_SIZE`] idle, logged-in connections, shared by the threads.
-///
-/// A connection is taken for one transaction and put back after it. Unlike lettre's
-/// pool, a connection idle for less than [`POOL_IDLE`] is reused without a `NOOP`
-/// round trip first; a server that closed it meanwhile is noticed by the transaction
-/// itself, before anything was delivered, and the message goes out on a new
-/// connection instead.
-struct SmtpPool {
-    connector: Connector,
-    /// Oldest first: a connection is parked at the end and taken from the end.
-    idle: Mutex<Vec<Idle>>,
-}
-
-struct Idle {
-    conn: Conn,
-    since: Instant,
-}
-
-/// A logged-in SMTP connection and what its server offers beyond lettre's view.
-struct Conn {
-    smtp: SmtpConnection,
-    /// The server advertised `PIPELINING` (RFC 2920): `MAIL FROM`, `RCPT TO` and
-    /// `DATA` go out in one write and their replies are read after it.
-    pipelining: bool,
-}
-
-/// Where in the exchange a send failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Opening a new connection: TCP, greeting, `EHLO`, TLS, `AUTH`.
-    Connect,
-    /// Before `MAIL FROM`: the client refused to send (nothing was sent).
-    Envelope,
-    Mail,
-    Rcpt,
-    Data,
-    /// The message itself and the final `.`. The server may have accepted it.
-    Payload,
-}
-
-impl Stage {
-    fn describe(self) -> &'static str {
-        match self {
-            Stage::Connect => "while connecting",
-            Stage::Envelope => "before MAIL FROM",
-            Stage::Mail => "at MAIL FROM",
-            Stage::Rcpt => "at RCPT TO",
-            Stage::Data => "at DATA",
-            Stage::Payload => "sending the message data",
-        }
-    }
-}
-
-enum Failure {
-    /// An error from the server or the connection.
-    Smtp(SmtpError),
-    /// The client cannot send this message to this server (e.g. a non-ASCII address
-    /// and no `SMTPUTF8`).
-    Refused(String),
-}
-
-struct Failed {
-    stage: Stage,
-    error: Failure,
-}
-
-impl Failed {
-    fn at(stage: Stage) -> impl FnOnce(SmtpError) -> Failed {
-        move |e| Failed {
-            stage,
-            error: Failure::Smtp(e),
-        }
-    }
-
-    /// The server (or the network) closed the connection before the message was
-    /// sent: an I/O error, end of stream (or an unreadable reply), or `421` (the
-    /// server is closing the connection). Nothing was delivered. A timeout does not
-    /// count: the server may be alive but slow, and waiting twice would double the
-    /// time a worker blocks.
-    fn closed_before_payload(&self) -> bool {
-        let Failure::Smtp(e) = &self.error else {
-            return false;
-        };
-        if self.stage == Stage::Payload || self.stage == Stage::Connect {
-            return false;
-        }
-        match e.status() {
-            Some(code) => u16::from(code) == 421,
-            None => !e.is_client() && !e.is_timeout(),
-        }
-    }
-}
-
-impl SmtpPool {
-    fn new(connector: Connector) -> SmtpPool {
-        SmtpPool {
-            connector,
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Sends one message: on a pooled connection if one is fresh enough, else on a
-    /// new one. When a reused connection turns out closed before the message was
-    /// sent ([`Failed::closed_before_payload`]), it is dropped and the message is sent
-    /// once more on a new connection; nothing was delivered, so this cannot make a
-    /// duplicate. Failures on a new connection are returned as they are.
-    fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<Response, Failed> {
-        if let Some(mut conn) = self.take() {
-            match transaction(&mut conn, envelope, email) {
-                Ok(response) => {
-                    self.park(conn);
-                    return Ok(response);
-                }
-                Err(failed) if failed.closed_before_payload() => {
-                    if let Failure::Smtp(e) = &failed.error {
-                        log::debug!(
-                            "pooled SMTP connection to {}:{} was closed {} ({}); sending on a new connection",
-                            self.connector.host,
-                            self.connector.port,
-                            failed.stage.describe(),
-                            error_chain(e)
-                        );
-                    }
-                    close(conn);
-                }
-                Err(failed) => {
-                    self.after_failure(conn, &failed);
-                    return Err(failed);
-                }
-            }
-        }
-        let mut conn = self
-            .connector
-            .connect()
-            .map_err(Failed::at(Stage::Connect))?;
-        match transaction(&mut conn, envelope, email) {
-            Ok(response) => {
-                self.park(conn);
-                Ok(response)
-            }
-            Err(failed) => {
-                self.after_failure(conn, &failed);
-                Err(failed)
-            }
-        }
-    }
-
-    /// The most recently used idle connection, if it was idle less than
-    /// [`POOL_IDLE`]. Connections idle longer are closed.
-    fn take(&self) -> Option<Conn> {
-        let (conn, stale) = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let old = idle
-                .iter()
-                .take_while(|c| c.since.elapsed() >= POOL_IDLE)
-                .count();
-            let stale: Vec<Idle> = idle.drain(..old).collect();
-            (idle.pop().map(|c| c.conn), stale)
-        };
-        if !stale.is_empty() {
-            // Off this thread: a server that vanished would make each QUIT wait.
-            let closer = move || stale.into_iter().for_each(|c| close(c.conn));
-            let spawned = std::thread::Builder::new()
-                .name("smtp-close".into())
-                .spawn(closer);
-            if let Err(e) = spawned {
-                log::debug!("cannot start a thread to close idle SMTP connections: {e}");
-            }
-        }
-        conn
-    }
-
-    /// Puts a connection back for the next message, or closes it when the pool is
-    /// full.
-    fn park(&self, conn: Conn) {
-        if conn.smtp.has_broken() {
-            return;
-        }
-        let extra = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < POOL_MAX_SIZE {
-                idle.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
-                None
-            } else {
-                Some(conn)
-            }
-        };
-        if let Some(conn) = extra {
-            close(conn);
-        }
-    }
-
-    /// Keeps a connection whose transaction the server refused with a reply code,
-    /// once the transaction is reset; closes any other.
-    fn after_failure(&self, mut conn: Conn, failed: &Failed) {
-        let reusable = match &failed.error {
-            // Nothing was sent.
-            Failure::Refused(_) => true,
-            Failure::Smtp(e) => match e.status() {
-                // 421: the server is closing the connection.
-                Some(code) if u16::from(code) != 421 => match failed.stage {
-                    // The reply to the final `.` ends the transaction.
-                    Stage::Payload => true,
-                    _ => conn.smtp.command(Rset).is_ok(),
-                },
-                // No reply (I/O error, timeout, garbage): the state is unknown.
-                _ => false,
-            },
-        };
-        if reusable {
-            self.park(conn);
-        } else {
-            close(conn);
-        }
-    }
-}
-
-impl Drop for SmtpPool {
-    fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
-        for c in idle {
-            close(c.conn);
-        }
-    }
-}
-
-/// One mail transaction on `conn`: `MAIL FROM`, one `RCPT TO` per recipient, `DATA`,
-/// then the message. Without `PIPELINING` each reply is read before the next
-/// command; with it the three commands go out in one write and their replies are
-/// read in order after it (RFC 2920: two round trips per message instead of four,
-/// which is what a distant server costs). Either way the failing [`Stage`] is the
-/// first reply that refused, and nothing reaches the server's queue unless every
-/// reply before the message was positive.
-///
-/// A failure in [`Stage::Payload`] is ambiguous: when the connection breaks after
-/// the final `.` was written, the server may have queued the message although its
-/// reply never arrived. The caller reports it as transient and the worker retries,
-/// so the customer may get that reminder twice; that is preferred to losing it. It
-/// is never retried here.
-fn transaction(conn: &mut Conn, envelope: &Envelope, email: &[u8]) -> Result<Response, Failed> {
-    let refused = |why: &str| Failed {
-        stage: Stage::Envelope,
-        error: Failure::Refused(why.to_owned()),
-    };
-    let smtp = &mut conn.smtp;
-    // The same checks and parameters as lettre's `SmtpConnection::send`.
-    let mut parameters = Vec::new();
-    let non_ascii_address = envelope
-        .from()
-        .into_iter()
-        .chain(envelope.to())
-        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-    if non_ascii_address {
-        if !smtp.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(refused(
-                "the address is not ASCII and the server does not support SMTPUTF8",
-            ));
-        }
-        parameters.push(MailParameter::SmtpUtfEight);
-    }
-    if !email.is_ascii() {
-        if !smtp.server_info().supports_feature(Extension::EightBitMime) {
-            return Err(refused(
-                "the message is not ASCII and the server does not support 8BITMIME",
-            ));
-        }
-        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
-    let mail = Mail::new(envelope.from().cloned(), parameters);
-    if conn.pipelining {
-        envelope_pipelined(smtp, mail, envelope)?;
-    } else {
-        smtp.command(mail).map_err(Failed::at(Stage::Mail))?;
-        for to in envelope.to() {
-            smtp.command(Rcpt::new(to.clone(), Vec::new()))
-                .map_err(Failed::at(Stage::Rcpt))?;
-        }
-        smtp.command(Data).map_err(Failed::at(Stage::Data))?;
-    }
-    match std::str::from_utf8(email) {
-        // One write for the message and the final `.` (lettre's `message` makes two:
-        // two TLS records and two segments, and one more wake-up of the server).
-        // Built messages are ASCII; anything else goes through lettre.
-        Ok(text) => smtp
-            .command(Payload(text))
-            .map_err(Failed::at(Stage::Payload)),
-        Err(_) => smtp.message(email).map_err(Failed::at(Stage::Payload)),
-    }
-}
-
-/// `MAIL FROM`, every `RCPT TO` and `DATA` in one write, then their replies. Every
-/// reply is read even after a refusal, so the connection stays in step and can be
-/// reset and reused. If `DATA` was accepted although an earlier command was refused
-/// (a server is allowed to), the connection is abandoned: whatever follows would be
-/// message text, and a message cut off by a closed connection is never delivered.
-fn envelope_pipelined(
-    smtp: &mut SmtpConnection,
-    mail: Mail,
-    envelope: &Envelope,
-) -> Result<(), Failed> {
-    let mut group = mail.to_string();
-    for to in envelope.to() {
-        group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
-    }
-    group.push_str(&Data.to_string());
-    let stages = std::iter::once(Stage::Mail)
-        .chain(envelope.to().iter().map(|_| Stage::Rcpt))
-        .chain(std::iter::once(Stage::Data));
-    let mut first_refusal: Option<Failed> = None;
-    for (i, stage) in stages.enumerate() {
-        let reply = if i == 0 {
-            smtp.command(Verbatim(&group))
-        } else {
-            smtp.read_response()
-        };
-        match reply {
-            // The QUIT is message text by now and gets no reply: `quit_briefly`
-            // waits at most QUIT_TIMEOUT for it, then shuts the socket down.
-            Ok(_) if stage == Stage::Data && first_refusal.is_some() => quit_briefly(smtp),
-            Ok(_) => {}
-            Err(e) => {
-                // No reply code (I/O error, timeout, garbage): the rest is unreadable.
-                let unreadable = e.status().is_none();
-                if first_refusal.is_none() {
-                    first_refusal = Some(Failed::at(stage)(e));
-                }
-                if unreadable {
-                    break;
-                }
-            }
-        }
-    }
-    match first_refusal {
-        Some(failed) => Err(failed),
-        None => Ok(()),
-    }
-}
-
-/// The message as sent after `DATA`: every line that starts with `.` gets another
-/// `.` (RFC 5321 4.5.2, as lettre's `ClientCodec` does), then `CRLF . CRLF`.
-struct Payload<'a>(&'a str);
-
-impl std::fmt::Display for Payload<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut line_start = true;
-        let mut rest = self.0;
-        while !rest.is_empty() {
-            if line_start && rest.starts_with('.') {
-                f.write_str(".")?;
-            }
-            match rest.find("\r\n") {
-                Some(i) => {
-                    f.write_str(&rest[..i + 2])?;
-                    rest = &rest[i + 2..];
-                    line_start = true;
-                }
-                None => {
-                    f.write_str(rest)?;
-                    rest = "";
-                }
-            }
-        }
-        f.write_str("\r\n.\r\n")
-    }
-}
-
-/// Best-effort `QUIT`, waiting at most [`QUIT_TIMEOUT`] for the reply, then closes.
-fn close(conn: Conn) {
-    close_smtp(conn.smtp);
-}
-
-fn close_smtp(mut smtp: SmtpConnection) {
-    quit_briefly(&mut smtp);
-}
-
-/// `QUIT` (unless the connection already broke), waiting at most [`QUIT_TIMEOUT`]
-/// for the reply, then the socket is shut down; the connection is unusable after.
-fn quit_briefly(smtp: &mut SmtpConnection) {
-    let _ = smtp.set_timeout(Some(QUIT_TIMEOUT));
-    smtp.abort();
-}
-
-/// Commands written as they are (already terminated by `CRLF`).
-struct Verbatim<'a>(&'a str);
-
-impl std::fmt::Display for Verbatim<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// SMTP reply codes that mean the login (not the message) is the problem: 530
-/// authentication required, 534 mechanism too weak (Gmail without an App Password),
-/// 535 credentials invalid, 538 encryption required for the mechanism.
+/// SMTP reply codes that mean the login was refused or is required.
 const AUTH_CODES: [u16; 4] = [530, 534, 535, 538];
 
 /// Classifies a lettre error for the worker. Never formats the credentials: lettre's
@@ -839,43 +345,46 @@ const AUTH_CODES: [u16; 4] = [530, 534, 535, 538];
 fn classify(smtp: &SmtpSettings, e: &SmtpError) -> SendError {
     let at = endpoint(smtp);
     let detail = error_chain(e);
-    let timeout = smtp.timeout.max(MIN_TIMEOUT).as_secs_f64();
     if let Some(code) = e.status() {
-        let n = u16::from(code);
-        if AUTH_CODES.contains(&n) {
+        if AUTH_CODES.contains(&u16::from(code)) {
             return auth_failed(smtp, &detail);
         }
         return if e.is_transient() {
-            SendError::Transient(format!("{at} answered {detail}; will retry"))
+            SendError::Transient(format!("{at} answered {detail}"))
         } else {
             SendError::Permanent(format!("{at} refused the message: {detail}"))
         };
     }
     if e.is_timeout() {
+        let timeout = smtp.timeout.max(MIN_TIMEOUT).as_secs_f64();
         return SendError::Transient(format!(
             "{at} did not answer within {timeout}s (MAIL_TIMEOUT): {detail}"
         ));
     }
+    // lettre reports these client-side conditions only in its message text.
     let lower = detail.to_ascii_lowercase();
     if lower.contains("starttls is not supported") {
         return SendError::channel_wide(
+            PauseKind::Config,
             format!("{at} does not offer STARTTLS, which MAIL_ENCRYPTION=tls requires"),
-            "if the server uses implicit TLS set MAIL_ENCRYPTION=ssl and MAIL_PORT=465; check MAIL_HOST and MAIL_PORT (587 is the usual STARTTLS port); MAIL_ENCRYPTION=none only for a trusted local relay",
+            fix::MAIL_STARTTLS,
         );
     }
     if lower.contains("no compatible authentication mechanism") {
         return SendError::channel_wide(
+            PauseKind::Config,
             format!(
                 "{at} offers no login method Dunning supports (PLAIN, LOGIN) for MAIL_USERNAME={}",
                 smtp.username.as_deref().unwrap_or("")
             ),
-            "use MAIL_ENCRYPTION=tls or ssl (many servers offer login only over TLS), or unset MAIL_USERNAME for a relay that needs no login",
+            fix::MAIL_NO_LOGIN_METHOD,
         );
     }
     if lower.contains("certificate") || lower.contains("unknownissuer") {
         return SendError::channel_wide(
+            PauseKind::Config,
             format!("{at}: TLS certificate not trusted: {detail}"),
-            "check that MAIL_HOST is the name in the server's certificate; for an internal CA or a self-signed relay set MAIL_TLS_CA_FILE to its PEM certificate",
+            fix::MAIL_CERTIFICATE,
         );
     }
     if e.is_client() {
@@ -883,19 +392,21 @@ fn classify(smtp: &SmtpSettings, e: &SmtpError) -> SendError {
         // cannot take): sending the same message again cannot succeed.
         return SendError::Permanent(format!("cannot send to {at}: {detail}"));
     }
-    SendError::Transient(format!("{at}: {detail}; will retry"))
+    SendError::Transient(format!("{at}: {detail}"))
 }
 
 fn auth_failed(smtp: &SmtpSettings, detail: &str) -> SendError {
     let at = endpoint(smtp);
     match &smtp.username {
         Some(user) => SendError::channel_wide(
+            PauseKind::Token,
             format!("{at} refused the login for MAIL_USERNAME={user}: {detail}"),
-            "check MAIL_USERNAME and MAIL_PASSWORD; for Gmail, turn on 2-Step Verification and use an App Password (Google Account → Security → App passwords) as MAIL_PASSWORD, not the account password",
+            fix::MAIL_LOGIN,
         ),
         None => SendError::channel_wide(
+            PauseKind::Token,
             format!("{at} requires a login: {detail}"),
-            "set MAIL_USERNAME and MAIL_PASSWORD (for Gmail: your address and an App Password)",
+            fix::MAIL_LOGIN_REQUIRED,
         ),
     }
 }
@@ -907,7 +418,8 @@ fn mask_in(err: SendError, recipient: &str) -> SendError {
     match err {
         SendError::Permanent(s) => SendError::Permanent(m(s)),
         SendError::Transient(s) => SendError::Transient(m(s)),
-        SendError::ChannelWide { reason, fix } => SendError::ChannelWide {
+        SendError::ChannelWide { kind, reason, fix } => SendError::ChannelWide {
+            kind,
             reason: m(reason),
             fix,
         },
@@ -932,19 +444,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payload_is_dot_stuffed_like_lettre_and_terminated() {
-        // lettre's own `ClientCodec` test case, fed as one string.
-        let input = ".\r\ntest\r\ntest\r\n\r\n.\r\n\r\ntestte\r\n.\r\nsttesttest.test\n.test\ntesttesttest\r\n.test\r\ntest.\r\n";
-        assert_eq!(
-            Payload(input).to_string(),
-            "..\r\ntest\r\ntest\r\n\r\n..\r\n\r\ntestte\r\n..\r\nsttesttest.test\n.test\ntesttesttest\r\n..test\r\ntest.\r\n\r\n.\r\n"
-        );
-        assert_eq!(Payload("").to_string(), "\r\n.\r\n");
-        assert_eq!(Payload("a").to_string(), "a\r\n.\r\n");
-        assert_eq!(Payload("\r\n.").to_string(), "\r\n..\r\n.\r\n");
-    }
 
     #[test]
     fn html_escapes_everything() {
@@ -981,40 +480,7 @@ mod prop {
         "Content-Type:",
     ];
 
-    /// lettre's `ClientCodec::encode` (private in lettre), transcribed as the oracle.
-    fn lettre_codec(input: &[u8]) -> Vec<u8> {
-        #[derive(Clone, Copy)]
-        enum S {
-            Middle,
-            Starting,
-            Start,
-        }
-        let mut state = S::Start;
-        let mut out = Vec::new();
-        for &b in input {
-            out.push(b);
-            state = match (b, state) {
-                (b'\r', _) => S::Starting,
-                (b'\n', S::Starting) => S::Start,
-                (_, S::Starting) => S::Middle,
-                (b'.', S::Start) => {
-                    out.push(b'.');
-                    S::Middle
-                }
-                (_, S::Start) => S::Middle,
-                (_, s) => s,
-            };
-        }
-        out.extend_from_slice(b"\r\n.\r\n");
-        out
-    }
-
     proptest! {
-        #[test]
-        fn payload_matches_lettres_codec(input in "[.\r\na]{0,40}") {
-            prop_assert_eq!(Payload(&input).to_string().into_bytes(), lettre_codec(input.as_bytes()));
-        }
-
         #[test]
         fn any_subject_and_body_keep_the_header_block_intact(
             subject in "\\PC{0,120}|[\\r\\n a-zA-Z:<>]{0,60}",

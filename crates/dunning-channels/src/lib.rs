@@ -10,19 +10,14 @@
 //! Secrets (`MAIL_PASSWORD`, `FONNTE_TOKEN`) never appear in errors or logs, and
 //! recipients are masked in logs.
 
-use std::path::PathBuf;
-
 use dunning_core::{Channel, Settings};
 
 mod email;
+pub mod fix;
 mod outbox;
 mod whatsapp;
 
-#[cfg(feature = "fake")]
-#[path = "../tests/support/fonnte_fake.rs"]
-pub mod fonnte_fake;
-
-pub use email::{build_email, check_smtp_with, email_sender_with};
+pub use email::build_email;
 pub use whatsapp::{DeviceStatus, fonnte_device};
 
 /// One message to one recipient.
@@ -48,25 +43,40 @@ pub struct Delivered {
     pub provider_message_id: Option<String>,
 }
 
+/// Why a whole channel stops until an operator acts: the worker's pause length,
+/// `doctor` and the fix texts ([`fix`]) match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseKind {
+    /// The provider's message quota is used up (it comes back at the monthly reset).
+    Quota,
+    /// The WhatsApp device is disconnected (scan the QR code again).
+    Device,
+    /// Credentials refused: `FONNTE_TOKEN`, or `MAIL_USERNAME`/`MAIL_PASSWORD`.
+    Token,
+    /// A setting is wrong (an address, TLS, the outbox folder, the URL).
+    Config,
+}
+
 /// Why a message was not sent, classified for the worker. The text is for operators
 /// and never contains a password or token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum SendError {
     /// This message can never be sent as it is (bad recipient, rejected by the
     /// provider): fail it now, do not retry.
     #[error("{0}")]
     Permanent(String),
-    /// A temporary problem (timeout, connection error, server busy): retry later.
+    /// A temporary problem (timeout, connection error, server busy): the same
+    /// message may succeed later. Whether it is retried is the worker's decision.
     #[error("{0}")]
     Transient(String),
-    /// Nothing can be sent on this channel until an operator fixes something
-    /// (credentials, a disconnected WhatsApp device, quota): pause the channel.
+    /// Nothing can be sent on this channel until an operator fixes something:
+    /// pause the channel.
     #[error("{reason}; fix: {fix}")]
     ChannelWide {
+        kind: PauseKind,
         /// What is wrong.
         reason: String,
-        /// What the operator should do.
+        /// What the operator should do (from [`fix`]).
         fix: String,
     },
 }
@@ -77,10 +87,11 @@ impl SendError {
         matches!(self, SendError::Transient(_))
     }
 
-    fn channel_wide(reason: impl Into<String>, fix: impl Into<String>) -> Self {
+    fn channel_wide(kind: PauseKind, reason: impl Into<String>, fix: &str) -> Self {
         SendError::ChannelWide {
+            kind,
             reason: reason.into(),
-            fix: fix.into(),
+            fix: fix.to_owned(),
         }
     }
 }
@@ -93,39 +104,16 @@ pub trait Sender: Send + Sync {
     fn send(&self, msg: &OutgoingMessage<'_>) -> Result<Delivered, SendError>;
 }
 
-/// Settings this crate reads that `dunning_core::Settings` does not (yet) carry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ChannelOptions {
-    /// A PEM file of extra CA certificates trusted for SMTP TLS, in addition to the
-    /// built-in Mozilla roots (`MAIL_TLS_CA_FILE`): for an internal CA or a
-    /// self-signed relay certificate.
-    pub mail_tls_ca_file: Option<PathBuf>,
-}
-
-impl ChannelOptions {
-    /// Environment variables read by [`ChannelOptions::from_env`].
-    pub const VARIABLES: &'static [&'static str] = &["MAIL_TLS_CA_FILE"];
-
-    /// Reads the options from the process environment.
-    pub fn from_env() -> Self {
-        ChannelOptions {
-            mail_tls_ca_file: std::env::var_os("MAIL_TLS_CA_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-        }
-    }
-}
-
 /// The email sender `settings.mail` asks for: `.eml` files in the outbox (`log`) or
-/// SMTP. Reads [`ChannelOptions::from_env`] for the extra TLS settings.
+/// SMTP through lettre's pooled transport.
 pub fn email_sender(settings: &Settings) -> Result<Box<dyn Sender>, SendError> {
-    email_sender_with(settings, &ChannelOptions::from_env())
+    email::sender(settings)
 }
 
 /// Connects to the SMTP server, negotiates TLS and logs in, without sending anything.
 /// Returns a one-line description of what was checked.
 pub fn check_smtp(settings: &Settings) -> Result<String, SendError> {
-    check_smtp_with(settings, &ChannelOptions::from_env())
+    email::check(settings)
 }
 
 /// The WhatsApp sender `settings.whatsapp` asks for: JSON lines in the outbox (`log`)

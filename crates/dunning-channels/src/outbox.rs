@@ -100,8 +100,9 @@ pub(crate) fn append_line(path: &Path, line: &str) -> io::Result<()> {
 /// folder concerns every message, so the channel pauses until it is fixed.
 pub(crate) fn outbox_error(path: &Path, err: &io::Error) -> crate::SendError {
     crate::SendError::channel_wide(
+        crate::PauseKind::Config,
         format!("cannot write to the outbox {}: {err}", path.display()),
-        "check that DUNNING_OUTBOX_DIR points to a writable folder with free space",
+        crate::fix::OUTBOX,
     )
 }
 

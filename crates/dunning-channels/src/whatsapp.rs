@@ -1,12 +1,11 @@
 //! WhatsApp: the JSON-lines outbox and the Fonnte API.
 //!
 //! Fonnte answers HTTP 200 for failures too; the JSON body's `status` decides, and a
-//! failure's `reason` says whether to retry (see `classify_reason`). Facts and
-//! sources: `shared/research/fonnte.md`.
+//! failure's `reason` says whether to retry (see `classify_reason`), following
+//! Fonnte's API documentation (docs.fonnte.com: send, device, the error reasons).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dunning_core::config::{FonnteSettings, Secret, WhatsAppDriver};
 use dunning_core::contact::normalize_phone;
@@ -16,8 +15,12 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::fix::{
+    FONNTE_URL as FIX_URL, WHATSAPP_DEVICE as FIX_DEVICE, WHATSAPP_QUOTA as FIX_QUOTA,
+    WHATSAPP_TOKEN as FIX_TOKEN,
+};
 use crate::outbox::{append_line, outbox_error};
-use crate::{Delivered, OutgoingMessage, SendError, Sender};
+use crate::{Delivered, OutgoingMessage, PauseKind, SendError, Sender, fix};
 
 /// The most of a Fonnte answer we read; real answers are a few hundred bytes.
 const BODY_LIMIT: u64 = 64 * 1024;
@@ -25,10 +28,6 @@ const BODY_LIMIT: u64 = 64 * 1024;
 const IDLE_CONNECTIONS: usize = 64;
 /// The shortest timeout used, whatever `FONNTE_TIMEOUT` says.
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
-
-const FIX_DEVICE: &str = "log in to fonnte.com, open Device and scan the QR code with the WhatsApp phone; the device status must be \"Connected\", then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
-const FIX_TOKEN: &str = "check FONNTE_TOKEN: it must be the device token from fonnte.com (Device → Token), not the account token; then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
-const FIX_QUOTA: &str = "quota exceeded: upgrade the package at fonnte.com or wait for the monthly reset (Free: 1000 messages/month), then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)";
 
 /// The state of the Fonnte device behind `FONNTE_TOKEN` (`POST /device`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +59,9 @@ pub(crate) fn sender(settings: &Settings) -> Result<Box<dyn Sender>, SendError> 
 pub fn fonnte_device(settings: &Settings) -> Result<DeviceStatus, SendError> {
     let WhatsAppDriver::Fonnte(fonnte) = &settings.whatsapp else {
         return Err(SendError::channel_wide(
+            PauseKind::Config,
             "WHATSAPP_DRIVER=log: WhatsApp messages go to the outbox, there is no Fonnte device to check",
-            "set WHATSAPP_DRIVER=fonnte and FONNTE_TOKEN to send through Fonnte",
+            fix::WHATSAPP_LOG_DRIVER,
         ));
     };
     let client = Fonnte::new(fonnte);
@@ -125,52 +125,6 @@ fn target(recipient: &str) -> Result<String, SendError> {
     normalize_phone(recipient).map_err(|e| SendError::Permanent(e.to_string()))
 }
 
-/// How long a resolved Fonnte address is reused.
-const RESOLVE_TTL: Duration = Duration::from_secs(30);
-
-/// ureq's resolver, remembering the last answer for [`RESOLVE_TTL`]. ureq resolves
-/// the host before every request, even one that reuses a kept-alive connection, and
-/// with a timeout set it does so on a new thread each time: a thread per message.
-/// (`ureq::unversioned` may change in a minor release of ureq; Cargo.lock pins it.)
-#[derive(Debug, Default)]
-struct CachingResolver {
-    inner: ureq::unversioned::resolver::DefaultResolver,
-    last: Mutex<
-        Option<(
-            String,
-            Instant,
-            ureq::unversioned::resolver::ResolvedSocketAddrs,
-        )>,
-    >,
-}
-
-impl ureq::unversioned::resolver::Resolver for CachingResolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let key = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or_default(),
-            uri.authority().map(|a| a.as_str()).unwrap_or_default()
-        );
-        {
-            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((k, at, addrs)) = last.as_ref() {
-                if *k == key && at.elapsed() < RESOLVE_TTL {
-                    return Ok(addrs.clone());
-                }
-            }
-        }
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((key, Instant::now(), addrs.clone()));
-        Ok(addrs)
-    }
-}
-
 /// The Fonnte API client. The token lives in a `Secret` and is only ever put into
 /// the `Authorization` header.
 struct Fonnte {
@@ -196,11 +150,7 @@ impl Fonnte {
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .max_idle_age(Duration::from_secs(15))
             .build();
-        let agent = ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::new(),
-            CachingResolver::default(),
-        );
+        let agent = ureq::Agent::new_with_config(config);
         Fonnte {
             agent,
             url: settings.url.trim_end_matches('/').to_owned(),
@@ -251,21 +201,23 @@ impl Fonnte {
     fn transport_error(&self, url: &str, e: ureq::Error) -> SendError {
         match e {
             ureq::Error::Timeout(_) => SendError::Transient(format!(
-                "Fonnte ({url}) did not answer within {}s (FONNTE_TIMEOUT); will retry",
+                "Fonnte ({url}) did not answer within {}s (FONNTE_TIMEOUT)",
                 self.timeout.as_secs_f64()
             )),
             ureq::Error::BadUri(_)
             | ureq::Error::InvalidProxyUrl
             | ureq::Error::RequireHttpsOnly(_) => SendError::channel_wide(
+                PauseKind::Config,
                 format!("FONNTE_URL={:?} cannot be used: {e}", self.url),
-                "set FONNTE_URL to https://api.fonnte.com (or unset it)",
+                FIX_URL,
             ),
             ureq::Error::Http(_) => SendError::channel_wide(
+                PauseKind::Config,
                 // Never format the header value: it is the token.
                 "the Fonnte request could not be built; FONNTE_TOKEN or FONNTE_URL contains characters not allowed in HTTP (a line break or space?)",
-                "copy FONNTE_TOKEN again from fonnte.com (Device → Token) without spaces or line breaks",
+                fix::WHATSAPP_TOKEN_CHARACTERS,
             ),
-            e => SendError::Transient(format!("cannot reach Fonnte ({url}): {e}; will retry")),
+            e => SendError::Transient(format!("cannot reach Fonnte ({url}): {e}")),
         }
     }
 }
@@ -371,7 +323,7 @@ fn failure(body: &Map<String, Value>) -> SendError {
 /// unparsable body (transient).
 fn no_status(body: &Map<String, Value>) -> SendError {
     SendError::Transient(format!(
-        "Fonnte answered without a status: {}; will retry",
+        "Fonnte answered without a status: {}",
         snippet(Value::Object(body.clone()).to_string().as_bytes())
     ))
 }
@@ -388,18 +340,25 @@ fn classify_reason(reason: &str) -> SendError {
     let says = |needle: &str| r.contains(needle);
     if says("disconnected device") || says("device disconnected") || says("invalid device") {
         SendError::channel_wide(
+            PauseKind::Device,
             format!("Fonnte: the WhatsApp device is disconnected ({shown})"),
             FIX_DEVICE,
         )
     } else if says("token invalid") || says("unknown token") || says("invalid token") {
-        SendError::channel_wide(format!("Fonnte rejected FONNTE_TOKEN ({shown})"), FIX_TOKEN)
+        SendError::channel_wide(
+            PauseKind::Token,
+            format!("Fonnte rejected FONNTE_TOKEN ({shown})"),
+            FIX_TOKEN,
+        )
     } else if says("unknown user") {
         SendError::channel_wide(
+            PauseKind::Token,
             format!("Fonnte does not know the account of this token ({shown})"),
             FIX_TOKEN,
         )
     } else if says("quota") {
         SendError::channel_wide(
+            PauseKind::Quota,
             format!("Fonnte: the device has no quota left ({shown})"),
             FIX_QUOTA,
         )
@@ -419,16 +378,18 @@ fn classify_reason(reason: &str) -> SendError {
             "Fonnte refused the request ({shown}); the message will not be retried"
         ))
     } else if says("request timeout") {
-        SendError::Transient(format!("Fonnte: {shown}; will retry"))
+        SendError::Transient(format!("Fonnte: {shown}"))
     } else if r.is_empty() {
         SendError::channel_wide(
+            PauseKind::Device,
             "Fonnte refused the message without giving a reason",
-            "check the device and the quota at fonnte.com, then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)",
+            fix::WHATSAPP_UNKNOWN_REASON,
         )
     } else {
         SendError::channel_wide(
+            PauseKind::Device,
             format!("Fonnte refused the message with an unknown reason: {shown}"),
-            "check the device and the quota at fonnte.com and the Fonnte documentation, then run `dunning-schedule resume whatsapp` (or wait: the pause ends by itself)",
+            fix::WHATSAPP_UNKNOWN_REASON,
         )
     }
 }
@@ -442,23 +403,24 @@ fn http_failure(url: &str, status: u16, location: Option<&str>, body: &[u8]) -> 
     };
     match status {
         300..=399 => SendError::channel_wide(
+            PauseKind::Config,
             format!(
                 "Fonnte ({url}) answered HTTP {status}, a redirect to {}",
                 location.unwrap_or("(nowhere)")
             ),
-            "set FONNTE_URL to https://api.fonnte.com (or unset it)",
+            FIX_URL,
         ),
         401 | 403 => SendError::channel_wide(
+            PauseKind::Token,
             format!("Fonnte ({url}) answered HTTP {status} with {what}"),
             FIX_TOKEN,
         ),
         404 | 405 => SendError::channel_wide(
+            PauseKind::Config,
             format!("Fonnte ({url}) answered HTTP {status}: no Fonnte API at this address"),
-            "set FONNTE_URL to https://api.fonnte.com (or unset it)",
+            FIX_URL,
         ),
-        _ => SendError::Transient(format!(
-            "Fonnte ({url}) answered HTTP {status} with {what}; will retry"
-        )),
+        _ => SendError::Transient(format!("Fonnte ({url}) answered HTTP {status} with {what}")),
     }
 }
 

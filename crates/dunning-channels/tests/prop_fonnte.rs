@@ -2,14 +2,11 @@
 //! shape, any HTTP status), the sender never panics, and a success is reported only
 //! for a body whose `status` is true.
 
-#[path = "support/fonnte_fake.rs"]
-mod fonnte_fake;
-
 use std::collections::HashMap;
 
 use dunning_channels::{OutgoingMessage, SendError};
 use dunning_core::Settings;
-use fonnte_fake::{FonnteFake, Reply};
+use dunning_test_fonnte::{FonnteFake, Reply};
 use proptest::prelude::*;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {

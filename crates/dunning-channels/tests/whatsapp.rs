@@ -9,7 +9,7 @@ use dunning_channels::{
     DeviceStatus, OutgoingMessage, SendError, Sender, fonnte_device, whatsapp_sender,
 };
 use dunning_core::Settings;
-use support::fonnte_fake::{DOCUMENTED_REASONS, FonnteFake, Reply};
+use dunning_test_fonnte::{DOCUMENTED_REASONS, FonnteFake, Reply};
 
 const BODY: &str = "Halo Dimas Pratama C,\n\nTagihan INV-20251115-123456 sebesar Rp 150.000 & <b>🕒</b>.\nSalam,\nTim Wikarta Provider";
 
@@ -131,7 +131,6 @@ fn every_documented_reason_is_classified_as_the_notes_say() {
             SendError::ChannelWide { .. } => "channel",
             SendError::Transient(_) => "transient",
             SendError::Permanent(_) => "permanent",
-            _ => "other",
         };
         assert_eq!(got, expected, "{reason}: {err}");
         assert!(err.to_string().contains(reason), "{err}");
@@ -152,7 +151,8 @@ fn channel_wide_fixes_follow_the_seed_guide() {
     let sender = sender(&fake);
 
     fake.set_connected(false);
-    let Err(SendError::ChannelWide { reason, fix }) = sender.send(&message("085707211646")) else {
+    let Err(SendError::ChannelWide { reason, fix, .. }) = sender.send(&message("085707211646"))
+    else {
         panic!("expected channel-wide")
     };
     assert!(reason.contains("disconnected"), "{reason}");

@@ -162,10 +162,9 @@ pub struct SmtpSettings {
     pub password: Secret,
     pub encryption: Encryption,
     pub timeout: Duration,
-    /// `MAIL_PIPELINING`: use `PIPELINING` (RFC 2920) when the server offers it
-    /// (`auto`, the default), or never (`off`: for a relay that offers it but
-    /// mishandles it).
-    pub pipelining: bool,
+    /// `MAIL_TLS_CA_FILE`: a PEM file of extra CA certificates trusted for TLS, next
+    /// to the built-in Mozilla roots (an internal CA or a self-signed relay).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// The sender of every email.
@@ -227,14 +226,12 @@ pub const VARIABLES: &[&str] = &[
     "MAIL_FROM_ADDRESS",
     "MAIL_FROM_NAME",
     "MAIL_TIMEOUT",
-    "MAIL_PIPELINING",
     "WHATSAPP_DRIVER",
     "FONNTE_TOKEN",
     "FONNTE_URL",
     "FONNTE_TIMEOUT",
     "FONNTE_MONTHLY_QUOTA",
     "WHATSAPP_MIN_INTERVAL",
-    // Read by dunning-channels (`ChannelOptions`): extra CA certificates for SMTP TLS.
     "MAIL_TLS_CA_FILE",
 ];
 
@@ -364,18 +361,7 @@ impl Settings {
                     password: Secret::new(r.var("MAIL_PASSWORD").unwrap_or_default()),
                     encryption,
                     timeout: r.seconds("MAIL_TIMEOUT", 30)?,
-                    pipelining: match r.var("MAIL_PIPELINING").map(|v| v.to_ascii_lowercase()) {
-                        None => true,
-                        Some(v) if v == "auto" => true,
-                        Some(v) if v == "off" => false,
-                        Some(v) => {
-                            return Err(ConfigError::Invalid {
-                                var: "MAIL_PIPELINING",
-                                value: v,
-                                hint: "use auto (send MAIL, RCPT and DATA together when the server offers PIPELINING; the default) or off".into(),
-                            });
-                        }
-                    },
+                    tls_ca_file: r.var("MAIL_TLS_CA_FILE").map(PathBuf::from),
                 })
             }
             Some(_) => {
@@ -514,28 +500,8 @@ mod tests {
         };
         assert_eq!(smtp.encryption, Encryption::StartTls);
         assert_eq!(smtp.port, 587);
-        assert!(
-            smtp.pipelining,
-            "PIPELINING is used when offered by default"
-        );
+        assert_eq!(smtp.tls_ca_file, None);
         assert!(!format!("{s:?}").contains("your-app-password"));
-    }
-
-    #[test]
-    fn mail_pipelining_off_turns_it_off() {
-        let base = [
-            ("MAIL_MAILER", "smtp"),
-            ("MAIL_HOST", "h"),
-            ("MAIL_FROM_ADDRESS", "noreply@wikarta.com"),
-        ];
-        for (value, want) in [("auto", true), ("off", false), ("OFF", false)] {
-            let mut vars = base.to_vec();
-            vars.push(("MAIL_PIPELINING", value));
-            let MailDriver::Smtp(smtp) = settings(&vars).unwrap().mail else {
-                panic!("expected smtp")
-            };
-            assert_eq!(smtp.pipelining, want, "MAIL_PIPELINING={value}");
-        }
     }
 
     #[test]
@@ -561,14 +527,6 @@ mod tests {
                     ("MAIL_PORT", "x"),
                 ],
                 "MAIL_PORT",
-            ),
-            (
-                &[
-                    ("MAIL_MAILER", "smtp"),
-                    ("MAIL_HOST", "h"),
-                    ("MAIL_PIPELINING", "no"),
-                ],
-                "MAIL_PIPELINING",
             ),
             (&[("WHATSAPP_DRIVER", "fonnte")], "FONNTE_TOKEN"),
             (&[("FONNTE_MONTHLY_QUOTA", "-1")], "FONNTE_MONTHLY_QUOTA"),

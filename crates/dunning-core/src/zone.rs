@@ -60,6 +60,44 @@ impl Zone {
     pub fn local(&self, now: OffsetDateTime) -> OffsetDateTime {
         now.to_offset(self.offset)
     }
+
+    /// The short name operators read next to a local time: `WIB`, `WITA`, `WIT` for
+    /// Indonesia's three offsets, else the configured name.
+    pub fn abbreviation(&self) -> &str {
+        match self.offset.whole_minutes() {
+            420 => "WIB",
+            480 => "WITA",
+            540 => "WIT",
+            _ => &self.name,
+        }
+    }
+
+    /// The UTC instants where the local day containing `now` starts and ends.
+    pub fn day_bounds(&self, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+        let start = self.date_at(now).midnight().assume_offset(self.offset);
+        (start, start + time::Duration::days(1))
+    }
+
+    /// The UTC instants where the local calendar month containing `today` starts
+    /// and ends.
+    pub fn month_bounds(&self, today: Date) -> (OffsetDateTime, OffsetDateTime) {
+        month_bounds(today, self.offset)
+    }
+}
+
+/// The UTC instants where the local calendar month containing `today` starts and
+/// ends, for a zone at `offset`.
+pub fn month_bounds(today: Date, offset: UtcOffset) -> (OffsetDateTime, OffsetDateTime) {
+    let start = today.replace_day(1).expect("day 1 exists");
+    let (year, month) = match start.month() {
+        time::Month::December => (start.year() + 1, time::Month::January),
+        m => (start.year(), m.next()),
+    };
+    let next = Date::from_calendar_date(year, month, 1).expect("the 1st exists");
+    (
+        start.midnight().assume_offset(offset),
+        next.midnight().assume_offset(offset),
+    )
 }
 
 impl Default for Zone {
@@ -153,6 +191,19 @@ mod tests {
         }
         let odd: Zone = "-03:30".parse().unwrap();
         assert_eq!(odd.offset().whole_minutes(), -210);
+    }
+
+    #[test]
+    fn month_and_day_bounds_are_local() {
+        let zone = Zone::default();
+        let (start, end) = zone.month_bounds(date!(2025 - 12 - 15));
+        assert_eq!(start, datetime!(2025-11-30 17:00 UTC));
+        assert_eq!(end, datetime!(2025-12-31 17:00 UTC));
+        let (start, end) = zone.day_bounds(datetime!(2025-11-14 23:30 UTC));
+        assert_eq!(start, datetime!(2025-11-14 17:00 UTC));
+        assert_eq!(end, datetime!(2025-11-15 17:00 UTC));
+        assert_eq!(zone.abbreviation(), "WIB");
+        assert_eq!("UTC".parse::<Zone>().unwrap().abbreviation(), "UTC");
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn resume(settings: &Settings, channel: Option<&str>) -> anyhow::Result<()> 
     let mut conn = app::connect_migrated(settings)?;
     for c in channels {
         match dunning_store::queue::resume_channel(&mut conn, c)? {
-            Some(reason) => println!("{c}: resumed (it was paused: {reason})"),
+            Some(r) => println!(
+                "{c}: resumed (it was paused: {}); {} held job(s) ready now",
+                r.reason, r.released
+            ),
             None => println!("{c}: was not paused"),
         }
     }

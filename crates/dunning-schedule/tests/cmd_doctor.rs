@@ -3,7 +3,7 @@
 mod cmd_support;
 
 use cmd_support::{Env, expect_code, ok};
-use dunning_channels::fonnte_fake::FonnteFake;
+use dunning_test_fonnte::FonnteFake;
 
 /// A healthy installation: yesterday's and today's scheduler runs, a live worker,
 /// Fonnte connected.
@@ -85,7 +85,7 @@ fn a_disconnected_fonnte_device_fails_with_the_seed_fix() {
 #[test]
 fn fonnte_answering_disconnected_device_on_the_device_call_fails_too() {
     let fake = FonnteFake::start();
-    fake.always(Some(dunning_channels::fonnte_fake::Reply::reason(
+    fake.always(Some(dunning_test_fonnte::Reply::reason(
         "request invalid on disconnected device",
     )));
     let env = healthy(&fake);

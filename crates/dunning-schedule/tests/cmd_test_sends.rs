@@ -4,7 +4,7 @@
 mod cmd_support;
 
 use cmd_support::{Env, expect_code, ok, stderr, stdout, today_jakarta};
-use dunning_channels::fonnte_fake::FonnteFake;
+use dunning_test_fonnte::FonnteFake;
 
 fn with_fonnte(env: &mut Env, fake: &FonnteFake) {
     for (k, v) in fake.env() {

@@ -41,30 +41,7 @@ pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
     })
 }
 
-/// Settings of every pooled (worker) connection. The queue's statements stay
-/// prepared per connection ([`crate::queue`]) and must keep one plan for the life of
-/// the connection: re-planning the finish statement on each call cost 14 % of the
-/// database's CPU. A plan made once must also stay right while the queue goes from
-/// empty to 100,000 jobs and back, whatever the statistics said when it was made:
-/// these statements are all key lookups and ordered index scans, so plans that
-/// would scan or hash a whole table are ruled out. (The PL/pgSQL queue functions
-/// carry the same settings themselves.)
-pub const QUEUE_SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan;
-     SET enable_seqscan = off; SET enable_bitmapscan = off;
-     SET enable_hashjoin = off; SET enable_mergejoin = off";
-
-#[derive(Debug)]
-struct QueueSession;
-
-impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for QueueSession {
-    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
-        diesel::connection::SimpleConnection::batch_execute(conn, QUEUE_SESSION_SETTINGS)
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// Builds the worker's connection pool (with [`QUEUE_SESSION_SETTINGS`]) and checks
-/// that the database answers.
+/// Builds the worker's connection pool and checks that the database answers.
 pub fn pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
     // Fail fast with the driver's own reason instead of r2d2's generic timeout.
     drop(connect(url)?);
@@ -74,7 +51,6 @@ pub fn pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
         .connection_timeout(std::time::Duration::from_secs(10))
         .test_on_check_out(true)
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-        .connection_customizer(Box::new(QueueSession))
         .build(ConnectionManager::<PgConnection>::new(url))
         .map_err(|e| StoreError::Connect {
             target: describe_url(url),

@@ -22,6 +22,12 @@ pub enum StoreError {
     /// No pooled connection could be had.
     #[error("database pool: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// A column holds a value this program does not know (a newer release wrote
+    /// it, or a hand edit): refused rather than guessed.
+    #[error(
+        "{column} holds {value:?}, which this version of Dunning does not know: check the row, or upgrade Dunning"
+    )]
+    UnknownValue { column: &'static str, value: String },
     /// A connection was lost mid-way (what was done is said in the message).
     #[error("{0}")]
     ConnectionLost(String),

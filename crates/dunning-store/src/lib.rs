@@ -5,7 +5,6 @@ pub mod billing;
 pub mod db;
 mod error;
 pub mod ops;
-mod prepared;
 pub mod queue;
 pub mod scheduling;
 pub mod schema;

@@ -436,7 +436,7 @@ pub fn whatsapp_sent_this_month(
     today: Date,
     offset: time::UtcOffset,
 ) -> Result<i64> {
-    let (from, to) = crate::queue::month_bounds(today, offset);
+    let (from, to) = dunning_core::zone::month_bounds(today, offset);
     use crate::schema::notifications::dsl as n;
     Ok(n::notifications
         .filter(n::channel.eq("whatsapp"))

@@ -1,5 +1,5 @@
-// Mirrors migrations/ (the layout `diesel print-schema` produces). Keep in step with
-// the SQL: `tests/schema_matches.rs` compares it against a migrated database.
+// Mirrors migrations/ in the layout `diesel print-schema` produces: after changing a
+// migration, regenerate it with `diesel print-schema` against a migrated database.
 
 diesel::table! {
     channel_state (channel) {

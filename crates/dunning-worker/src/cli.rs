@@ -5,7 +5,7 @@ use clap::Parser;
 /// Dunning queue worker: takes reminder jobs from the database, re-checks that the
 /// invoice is still unpaid, sends by Email or WhatsApp, records the outcome and
 /// retries transient failures. Run several under supervisor or systemd; they
-/// coordinate through the database. SIGTERM/SIGINT: finish the jobs in hand, exit 0.
+/// coordinate through the database. SIGTERM/SIGINT: finish the job in hand, exit 0.
 #[derive(Debug, Parser, Clone)]
 #[command(name = "dunning-worker", version)]
 pub struct Cli {
@@ -41,15 +41,9 @@ pub struct Cli {
     )]
     pub retry_after: u64,
 
-    /// Jobs in flight at once in this process.
+    /// Jobs in flight at once in this process (one per thread).
     #[arg(long, env = "DUNNING_WORKER_CONCURRENCY", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
-
-    /// Jobs each thread claims at once. A batch costs two database round trips
-    /// (claim, lock and re-check the invoices) instead of two per job; each outcome
-    /// is still recorded right after its send. 1 = one job at a time.
-    #[arg(long, env = "DUNNING_WORKER_BATCH", default_value_t = crate::DEFAULT_BATCH, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
-    pub batch: u32,
 
     /// The queue to take jobs from.
     #[arg(

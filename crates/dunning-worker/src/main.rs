@@ -67,9 +67,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         dunning_channels::email_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
     let whatsapp =
         dunning_channels::whatsapp_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
-    // Per thread: one connection for claims and outcomes, one holding a batch's
-    // invoice locks; plus the heartbeat and a spare for recovery.
-    let pool = dunning_store::db::pool(url.expose(), cli.concurrency * 2 + 2)
+    // One connection per thread, plus the heartbeat's and a spare for recording an
+    // outcome after the thread's connection broke.
+    let pool = dunning_store::db::pool(url.expose(), cli.concurrency + 2)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     {
         let mut conn = pool.get().map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -88,7 +88,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         retry_after: Duration::from_secs(cli.retry_after),
         sleep: Duration::from_secs_f64(cli.sleep),
         concurrency: cli.concurrency,
-        batch: cli.batch,
         once: cli.once,
         max_jobs: cli.max_jobs,
         max_time: cli.max_time.map(Duration::from_secs),

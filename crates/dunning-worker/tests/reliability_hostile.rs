@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date as SqlDate, Nullable, Text};
-use dunning_channels::fonnte_fake::{DOCUMENTED_REASONS, FonnteFake, Reply};
 use dunning_test_db::TestDatabase;
+use dunning_test_fonnte::{DOCUMENTED_REASONS, FonnteFake, Reply};
 use reliability_support::smtp::ScriptedSmtp;
 use reliability_support::*;
 

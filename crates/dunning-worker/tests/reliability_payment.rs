@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use dunning_channels::fonnte_fake::{FonnteFake, Reply};
 use dunning_test_db::TestDatabase;
+use dunning_test_fonnte::{FonnteFake, Reply};
 use reliability_support::*;
 
 #[test]

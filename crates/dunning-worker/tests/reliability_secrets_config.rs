@@ -6,8 +6,8 @@ mod reliability_support;
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use dunning_channels::fonnte_fake::{FonnteFake, Reply};
 use dunning_test_db::TestDatabase;
+use dunning_test_fonnte::{FonnteFake, Reply};
 use reliability_support::smtp::ScriptedSmtp;
 use reliability_support::*;
 

@@ -12,7 +12,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_query;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
-use dunning_channels::{Delivered, OutgoingMessage, SendError, Sender};
+use dunning_channels::{Delivered, OutgoingMessage, PauseKind, SendError, Sender};
 use dunning_core::config::SendWindow;
 use dunning_core::message::Templates;
 use dunning_core::{Channel, Zone};
@@ -104,6 +104,8 @@ fn exec(conn: &mut PgConnection, sql: &str) {
 
 /// `n` unpaid invoices due in 3 days (stage T-3 today); customer i has email and phone.
 fn setup(n: i64) -> Setup {
+    // The worker's log with RUST_LOG=info (hidden unless a test fails).
+    let _ = env_logger::builder().is_test(true).try_init();
     let db = TestDatabase::new();
     let mut c = db.conn();
     exec(
@@ -417,10 +419,7 @@ fn a_job_that_kept_killing_its_worker_is_not_retried_forever() {
 #[test]
 fn disconnected_device_pauses_whatsapp_without_burning_tries_while_email_flows() {
     let s = setup(3);
-    s.whatsapp.answer(Err(SendError::ChannelWide {
-        reason: "request invalid on disconnected device".into(),
-        fix: "scan the QR code at fonnte.com".into(),
-    }));
+    s.whatsapp.answer(Err(device_disconnected()));
     worker(&s, Config::for_tests("default")).run();
     let all = rows(&s);
     let email: Vec<&Row> = all.iter().filter(|r| r.channel == "email").collect();
@@ -502,12 +501,12 @@ fn a_gate_claim_that_began_before_the_last_one_is_not_held_by_a_zero_interval() 
     // pacing, a claim whose transaction began before another worker's claim saw that
     // claim's slot as "in the future" (both measured with now(), the transaction
     // start), was held as paced, and its thread, finding no email left, stopped.
-    use dunning_store::queue::{Pick, WhatsAppLimits, claim_whatsapp, month_bounds};
+    use dunning_store::queue::{Gate, JobQueue, WhatsAppLimits};
     let s = setup(2);
     let limits = WhatsAppLimits {
         min_interval: Duration::ZERO,
         monthly_quota: Some(1000),
-        month: month_bounds(today(), Zone::default().offset()),
+        month: Zone::default().month_bounds(today()),
     };
     assert!(limits.gated(), "a quota sends WhatsApp through the gate");
     let ttl = Duration::from_secs(120);
@@ -518,15 +517,18 @@ fn a_gate_claim_that_began_before_the_last_one_is_not_held_by_a_zero_interval() 
     exec(&mut early, "SELECT 1");
     std::thread::sleep(Duration::from_millis(20));
     // ... another worker claims through the gate meanwhile ...
-    let first = claim_whatsapp(&mut other, "default", "b", ttl, &limits, Pick::Fresh(1)).unwrap();
-    assert!(first.job.is_some());
+    let first = JobQueue::new("default", "b", ttl)
+        .claim_whatsapp(&mut other, &limits)
+        .unwrap();
+    assert!(matches!(first, Gate::Claimed(..)), "{first:?}");
     // ... and this claim, inside the early transaction, must not see the slot taken.
-    let second = claim_whatsapp(&mut early, "default", "a", ttl, &limits, Pick::Fresh(1)).unwrap();
+    let second = JobQueue::new("default", "a", ttl)
+        .claim_whatsapp(&mut early, &limits)
+        .unwrap();
     early.batch_execute("COMMIT").unwrap();
     assert!(
-        second.job.is_some(),
-        "held back by a zero interval: {:?}",
-        second.whatsapp_held
+        matches!(second, Gate::Claimed(..)),
+        "held back by a zero interval: {second:?}"
     );
 }
 
@@ -593,7 +595,7 @@ fn a_job_outside_the_send_window_waits() {
 }
 
 #[test]
-fn stop_request_mid_batch_finishes_the_job_in_hand() {
+fn a_stop_request_finishes_the_job_in_hand() {
     let s = Setup {
         email: Double::slow(Channel::Email, Duration::from_millis(300)),
         ..setup(5)
@@ -613,8 +615,7 @@ fn stop_request_mid_batch_finishes_the_job_in_hand() {
     let all = rows(&s);
     let sent = all.iter().filter(|r| r.status == "sent").count();
     // The stop came during the first email send: that send is finished and
-    // recorded, no other send starts after it (a WhatsApp job of the same batch may
-    // have gone before it).
+    // recorded, no other send starts after it (a WhatsApp job may have gone before).
     assert_eq!(s.email.calls(), 1, "{all:?}");
     assert_eq!(
         sent,
@@ -623,7 +624,7 @@ fn stop_request_mid_batch_finishes_the_job_in_hand() {
     );
     let queued: Vec<_> = all.iter().filter(|r| r.status == "queued").collect();
     assert!(queued.len() >= 4, "{all:?}");
-    // The rest of the batch is handed back untouched: no attempt counted.
+    // The rest was never claimed: no attempt counted.
     assert!(
         queued
             .iter()
@@ -670,98 +671,126 @@ fn pause_whatsapp(s: &Setup) {
     );
 }
 
-#[test]
-fn abandoned_jobs_come_back_one_at_a_time_and_never_in_a_fresh_batch() {
-    use dunning_store::queue::{Pick, claim_batch};
-    let s = setup(5);
-    let mut c = s.db.conn();
-    // The five email jobs were in the batch of a worker that died.
-    exec(
-        &mut c,
-        "UPDATE jobs SET available_at = now() - interval '10 minutes', reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1
-         WHERE channel = 'email'",
-    );
-    let both = [Channel::Email, Channel::WhatsApp];
-    let ttl = Duration::from_secs(120);
-    let fresh = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(20)).unwrap();
-    assert_eq!(fresh.len(), 5, "{fresh:?}");
-    assert!(
-        fresh
-            .iter()
-            .all(|j| j.channel == "whatsapp" && j.attempts == 1)
-    );
-    assert!(
-        claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(20))
-            .unwrap()
-            .is_empty()
-    );
-    let mut back = Vec::new();
-    loop {
-        let one = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Abandoned).unwrap();
-        assert!(one.len() <= 1, "abandoned jobs came back together: {one:?}");
-        match one.into_iter().next() {
-            Some(j) => {
-                assert_eq!((j.channel.as_str(), j.attempts), ("email", 2));
-                back.push(j.id);
-            }
-            None => break,
-        }
+fn device_disconnected() -> SendError {
+    SendError::ChannelWide {
+        kind: PauseKind::Device,
+        reason: "request invalid on disconnected device".into(),
+        fix: "scan the QR code at fonnte.com".into(),
     }
-    back.sort_unstable();
-    back.dedup();
-    assert_eq!(back.len(), 5);
+}
+
+/// Marks every job as reserved by a worker that died `ago` ago.
+fn abandon(c: &mut PgConnection, ago: &str, attempts: i32, filter: &str) {
+    exec(
+        c,
+        &format!(
+            "UPDATE jobs SET available_at = now() - interval '{ago}', reserved_at = now() - interval '{ago}',
+                    reserved_by = 'dead:1:x', attempts = {attempts} WHERE {filter}"
+        ),
+    );
 }
 
 #[test]
-fn an_abandoned_claim_takes_one_job_of_the_first_channel_with_the_current_contact() {
-    use dunning_store::queue::{Pick, claim_batch};
-    let s = setup(2);
+fn the_rescuer_makes_abandoned_jobs_ready_keeping_their_attempt() {
+    use dunning_store::queue::JobQueue;
+    let s = setup(3);
     let mut c = s.db.conn();
-    exec(
-        &mut c,
-        "UPDATE jobs SET available_at = now() - interval '10 minutes', reserved_at = now() - interval '10 minutes', reserved_by = 'dead:1:x', attempts = 1",
+    abandon(&mut c, "10 minutes", 1, "channel = 'email'");
+    let queue = JobQueue::new("default", "w", Duration::from_secs(120));
+    assert_eq!(queue.rescue_abandoned(&mut c).unwrap(), 3);
+    assert_eq!(queue.rescue_abandoned(&mut c).unwrap(), 0, "rescued twice");
+    let email: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "email")
+        .collect();
+    assert!(
+        email
+            .iter()
+            .all(|r| r.reserved_by.is_none() && r.job_attempts == Some(1)),
+        "{email:?}"
     );
-    // The operator corrected a contact after the ledger row was written.
+    // A reservation younger than --retry-after is left alone.
+    abandon(&mut c, "10 seconds", 1, "channel = 'whatsapp'");
+    assert_eq!(queue.rescue_abandoned(&mut c).unwrap(), 0);
+}
+
+#[test]
+fn a_rescued_job_goes_to_the_customers_current_contact_and_the_ledger_says_so() {
+    let s = setup(1);
+    let mut c = s.db.conn();
+    pause_whatsapp(&s);
+    abandon(&mut c, "10 minutes", 1, "channel = 'email'");
+    // The operator corrected the address after the reminder was scheduled.
     exec(
         &mut c,
         "UPDATE customers SET email = 'baru@example.com' WHERE id = 1",
     );
-    let both = [Channel::Email, Channel::WhatsApp];
-    let ttl = Duration::from_secs(120);
-    let mut order = Vec::new();
-    loop {
-        let one = claim_batch(&mut c, "default", "w", ttl, &both, Pick::Abandoned).unwrap();
-        assert!(one.len() <= 1, "abandoned jobs came back together: {one:?}");
-        let Some(j) = one.into_iter().next() else {
-            break;
-        };
-        assert_eq!(j.attempts, 2);
-        if j.channel == "email" && j.delivery.invoice_number == "INV-000001" {
-            assert_eq!(j.delivery.recipient.as_deref(), Some("baru@example.com"));
-        }
-        order.push(j.channel);
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.email.calls(), 1);
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = Nullable<Text>)]
+        recipient: Option<String>,
+        #[diesel(sql_type = Integer)]
+        attempts: i32,
     }
-    assert_eq!(order, ["email", "email", "whatsapp", "whatsapp"]);
+    let r: R = sql_query(
+        "SELECT recipient, attempts FROM notifications WHERE channel = 'email' AND status = 'sent'",
+    )
+    .get_result(&mut c)
+    .unwrap();
+    assert_eq!(r.recipient.as_deref(), Some("baru@example.com"));
+    assert_eq!(r.attempts, 2);
 }
 
 #[test]
-fn one_batch_never_sends_two_reminders_for_one_invoice_and_channel() {
+fn the_ledger_records_the_number_a_retry_was_sent_to() {
+    let s = setup(1);
+    let mut c = s.db.conn();
+    s.whatsapp.answer(transient());
+    let first = Config {
+        backoff: vec![Duration::ZERO],
+        tries: 3,
+        max_jobs: Some(2),
+        ..Config::for_tests("default")
+    };
+    worker(&s, first).run();
+    // The first attempt failed; the operator fixes the number before the retry.
+    exec(
+        &mut c,
+        "UPDATE customers SET phone = '081299990000' WHERE id = 1",
+    );
+    worker(&s, Config::for_tests("default")).run();
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = Nullable<Text>)]
+        recipient: Option<String>,
+    }
+    let r: R = sql_query(
+        "SELECT recipient FROM notifications WHERE channel = 'whatsapp' AND status = 'sent'",
+    )
+    .get_result(&mut c)
+    .unwrap();
+    assert_eq!(s.whatsapp.calls(), 2);
+    assert_eq!(r.recipient.as_deref(), Some("081299990000"));
+}
+
+#[test]
+fn a_job_that_kept_its_worker_from_recording_fails_when_rescued_past_its_tries() {
+    let s = setup(1);
+    abandon(&mut s.db.conn(), "10 minutes", 3, "true");
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.email.calls() + s.whatsapp.calls(), 0);
+    assert!(rows(&s).iter().all(|r| r.status == "failed"));
+}
+
+#[test]
+fn two_reminders_for_one_invoice_and_channel_never_both_go_out_today() {
     let s = setup(1);
     pause_whatsapp(&s);
     // Yesterday's T-7 email is still queued (e.g. waited for a retry) next to
-    // today's T-3: both come in one batch, and only one may go out today.
-    let mut c = s.db.conn();
-    exec(
-        &mut c,
-        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
-         SELECT id, customer_id, 'T-7', 'email', DATE 'today' - 1, 'c1@example.com', 'queued', due_date
-         FROM invoices",
-    );
-    exec(
-        &mut c,
-        "INSERT INTO jobs (queue, notification_id, channel)
-         SELECT 'default', id, 'email' FROM notifications WHERE stage = 'T-7'",
-    );
+    // today's T-3: only one may go out today.
+    yesterdays_email_still_queued(&s);
     worker(&s, Config::for_tests("default")).run();
     assert_eq!(
         s.email.calls(),
@@ -782,17 +811,32 @@ fn one_batch_never_sends_two_reminders_for_one_invoice_and_channel() {
     );
 }
 
+fn yesterdays_email_still_queued(s: &Setup) {
+    let mut c = s.db.conn();
+    exec(
+        &mut c,
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
+         SELECT id, customer_id, 'T-7', 'email', DATE 'today' - 1, 'c1@example.com', 'queued', due_date
+         FROM invoices",
+    );
+    exec(
+        &mut c,
+        "INSERT INTO jobs (queue, notification_id, channel)
+         SELECT 'default', id, 'email' FROM notifications WHERE stage = 'T-7'",
+    );
+}
+
 #[test]
-fn a_channel_wide_failure_mid_batch_hands_the_rest_of_that_channel_back() {
+fn a_channel_wide_failure_pauses_the_channel_and_the_rest_waits_untouched() {
     let s = setup(4);
     s.whatsapp.answer(Err(SendError::ChannelWide {
+        kind: PauseKind::Token,
         reason: "token invalid".into(),
         fix: "copy the device token".into(),
     }));
-    // No pacing, no quota: WhatsApp jobs are claimed in the same batch as email.
     let cfg = Config {
         monthly_quota: 0,
-        batch: 20,
+        concurrency: 2,
         ..Config::for_tests("default")
     };
     worker(&s, cfg).run();
@@ -810,146 +854,51 @@ fn a_channel_wide_failure_mid_batch_hands_the_rest_of_that_channel_back() {
 }
 
 #[test]
-fn a_payment_waits_for_a_short_lock_span_not_for_the_whole_batch() {
-    let n = 8;
+fn billing_never_waits_on_a_send_in_flight() {
     let s = Setup {
-        email: Double::slow(Channel::Email, Duration::from_millis(400)),
-        ..setup(n)
+        email: Double::slow(Channel::Email, Duration::from_millis(1500)),
+        ..setup(2)
     };
     pause_whatsapp(&s);
-    let cfg = Config {
-        batch: 20,
-        ..Config::for_tests("default")
-    };
-    let w = worker(&s, cfg);
-    let last = format!("INV-{n:06}");
-    let calls_at_commit = std::thread::scope(|scope| {
+    let w = worker(&s, Config::for_tests("default"));
+    let waited = std::thread::scope(|scope| {
         let drain = scope.spawn(|| w.run());
         while s.email.calls() == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        // The whole batch takes n × 400 ms; the payment must not wait for all of it.
-        sql_query(
-            "UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now() WHERE number = $1",
-        )
-        .bind::<Text, _>(&last)
-        .execute(&mut s.db.conn())
-        .unwrap();
-        let at = s.email.calls();
-        drain.join().unwrap();
-        at
-    });
-    assert!(
-        calls_at_commit < n as usize,
-        "the payment waited for the whole batch ({calls_at_commit} sends)"
-    );
-    assert_eq!(s.email.calls(), n as usize - 1);
-    let paid: Vec<Row> = rows(&s)
-        .into_iter()
-        .filter(|r| r.number == last && r.channel == "email")
-        .collect();
-    assert_eq!(paid[0].status, "skipped");
-    assert_eq!(paid[0].error.as_deref(), Some("invoice is paid"));
-}
-
-#[test]
-fn a_worker_sees_a_payment_waiting_for_its_lock_span_and_lets_it_in() {
-    // A released row lock is not handed to its waiter: a worker that locks its next
-    // span at once can take the row again before the woken UPDATE does, span after
-    // span (seen in CI: a payment that waited for all 8 sends of a batch). The
-    // worker notes who waits for its span and lets them in before the next one.
-    // Which of the two then locks the row first is left to the scheduler, so the
-    // order itself is checked at the worker level, over several spans
-    // (a_payment_waits_for_a_short_lock_span_not_for_the_whole_batch).
-    use dunning_store::queue::{hold_batch, let_waiters_in, lock_waiters};
-    let s = setup(1);
-    let nid = rows(&s)
-        .into_iter()
-        .find(|r| r.channel == "email")
-        .unwrap()
-        .id;
-    let (day_start, day_end) =
-        dunning_worker::local_day_bounds(&Zone::default(), OffsetDateTime::now_utc());
-    let mut lock = s.db.conn();
-    let mut main = s.db.conn();
-    let mut payment_conn = s.db.conn();
-    let payment_pid = {
-        #[derive(QueryableByName)]
-        struct P {
-            #[diesel(sql_type = Integer)]
-            pid: i32,
-        }
-        sql_query("SELECT pg_backend_pid() AS pid")
-            .get_result::<P>(&mut payment_conn)
-            .unwrap()
-            .pid
-    };
-    exec(&mut payment_conn, "SET lock_timeout = '60s'");
-    lock.batch_execute("BEGIN").unwrap();
-    let first = hold_batch(&mut lock, &[nid], day_start, day_end).unwrap();
-    assert_eq!(first[&nid], None);
-    // Nothing is asserted while this span's transaction is open: a panic there would
-    // leave the payment thread waiting for it (the lock_timeout bounds that too).
-    let (waiters, waited, let_in) = std::thread::scope(|scope| {
-        let payment = scope.spawn(move || {
-            exec(
-                &mut payment_conn,
-                "UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now()",
-            )
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let waiters = loop {
-            let w = lock_waiters(&mut lock).unwrap_or_default();
-            if !w.is_empty() || Instant::now() > deadline {
-                break w;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // While this span holds the lock, the payment keeps waiting: so does
-        // let_waiters_in, until its limit.
+        // A payment of the invoice being sent to, and of the next one, while the
+        // first send is in flight.
         let started = Instant::now();
-        let _ = let_waiters_in(&mut main, &waiters, Duration::from_millis(300));
+        exec(
+            &mut s.db.conn(),
+            "UPDATE invoices SET status = 'paid', paid_at = now(), updated_at = now()",
+        );
         let waited = started.elapsed();
-        lock.batch_execute("COMMIT").unwrap();
-        // Once the span is over, the payment gets through and so does the wait.
-        let started = Instant::now();
-        let_waiters_in(&mut main, &waiters, Duration::from_secs(30)).unwrap();
-        let let_in = started.elapsed();
-        payment.join().unwrap();
-        (waiters, waited, let_in)
+        drain.join().unwrap();
+        waited
     });
-    assert_eq!(waiters, [payment_pid], "the payment waits for the span");
     assert!(
-        waited >= Duration::from_millis(300),
-        "did not wait for the waiting payment ({waited:?})"
+        waited < Duration::from_millis(1000),
+        "the payment waited {waited:?} for the send"
     );
-    assert!(
-        let_in < Duration::from_secs(30),
-        "kept waiting after the payment got through ({let_in:?})"
-    );
-    #[derive(QueryableByName)]
-    struct St {
-        #[diesel(sql_type = Text)]
-        status: String,
-    }
-    let st: St = sql_query("SELECT status FROM invoices")
-        .get_result(&mut main)
-        .unwrap();
-    assert_eq!(st.status, "paid");
+    // The second invoice's reminder was re-checked after the payment: not sent.
+    assert_eq!(s.email.calls(), 1);
+    let skipped: Vec<Row> = rows(&s)
+        .into_iter()
+        .filter(|r| r.channel == "email" && r.status == "skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].error.as_deref(), Some("invoice is paid"));
 }
 
 #[test]
-fn a_slow_batch_hands_its_rest_back_before_it_could_look_abandoned() {
+fn slow_sends_are_not_taken_as_abandoned_by_another_worker() {
     let s = Setup {
         email: Double::slow(Channel::Email, Duration::from_millis(700)),
         ..setup(6)
     };
     pause_whatsapp(&s);
-    // One batch of six 700 ms sends outlasts --retry-after (2 s): without the
-    // hand-back, the second worker would take the batch's last jobs as abandoned
-    // and send them while the first one still holds them.
     let cfg = Config {
-        batch: 20,
         retry_after: Duration::from_secs(2),
         once: false,
         ..Config::for_tests("default")
@@ -972,10 +921,6 @@ fn a_slow_batch_hands_its_rest_back_before_it_could_look_abandoned() {
         stop.store(true, Ordering::SeqCst);
     });
     let refs = s.email.references();
-    let mut unique = refs.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), 6, "{refs:?}");
     assert_eq!(refs.len(), 6, "a message was sent twice: {refs:?}");
     let email: Vec<Row> = rows(&s)
         .into_iter()
@@ -994,22 +939,10 @@ fn two_workers_never_both_remind_one_invoice_on_one_channel() {
         ..setup(1)
     };
     pause_whatsapp(&s);
-    // Yesterday's T-7 email still queued next to today's T-3: each worker takes one
-    // (batches of one), both re-check at the same moment, neither is sent yet.
-    let mut c = s.db.conn();
-    exec(
-        &mut c,
-        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
-         SELECT id, customer_id, 'T-7', 'email', DATE 'today' - 1, 'c1@example.com', 'queued', due_date
-         FROM invoices",
-    );
-    exec(
-        &mut c,
-        "INSERT INTO jobs (queue, notification_id, channel)
-         SELECT 'default', id, 'email' FROM notifications WHERE stage = 'T-7'",
-    );
+    // Yesterday's T-7 email still queued next to today's T-3: each worker takes one,
+    // both re-check at the same moment, neither is sent yet.
+    yesterdays_email_still_queued(&s);
     let cfg = Config {
-        batch: 1,
         once: false,
         ..Config::for_tests("default")
     };
@@ -1047,70 +980,58 @@ fn two_workers_never_both_remind_one_invoice_on_one_channel() {
     );
 }
 
+/// Issue 14: skips take no WhatsApp slot. Four paid invoices come first in line,
+/// one unpaid last; with a 3 s interval, four skips holding a slot each would hold
+/// the real reminder back 12 s.
 #[test]
-fn queue_statements_stay_prepared_on_their_connection() {
-    use dunning_store::queue::{Final, Finished, Pick, claim_batch, finish_many};
-    let s = setup(3);
-    let mut c = s.db.conn();
-    let both = [Channel::Email, Channel::WhatsApp];
-    let ttl = Duration::from_secs(120);
-    let mut claimed = Vec::new();
-    for _ in 0..3 {
-        claimed.extend(claim_batch(&mut c, "default", "w", ttl, &both, Pick::Fresh(2)).unwrap());
-    }
-    assert_eq!(claimed.len(), 6);
-    for job in &claimed {
-        let done = Finished::of(
-            job,
-            Final::Sent {
-                provider_message_id: None,
-            },
-        );
-        finish_many(&mut c, &[done]).unwrap();
-    }
-    #[derive(QueryableByName)]
-    struct P {
-        #[diesel(sql_type = Text)]
-        statement: String,
-    }
-    // Named (prepared) statements of this session; one-off statements are unnamed.
-    let prepared: Vec<String> = sql_query("SELECT statement FROM pg_prepared_statements")
-        .load::<P>(&mut c)
-        .unwrap()
+fn skipped_whatsapp_jobs_take_no_pacing_slot_and_no_quota() {
+    let s = setup(5);
+    exec(
+        &mut s.db.conn(),
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number <> 'INV-000005'",
+    );
+    let cfg = Config {
+        whatsapp_interval: Duration::from_secs(3),
+        monthly_quota: 1,
+        ..Config::for_tests("default")
+    };
+    let started = Instant::now();
+    worker(&s, cfg).run();
+    let took = started.elapsed();
+    assert_eq!(s.whatsapp.calls(), 1, "{:?}", rows(&s));
+    assert_eq!(s.whatsapp.references(), ["INV-000005/T-3"]);
+    assert!(
+        took < Duration::from_secs(3),
+        "the skipped jobs held the real reminder back: {took:?}"
+    );
+    let wa: Vec<Row> = rows(&s)
         .into_iter()
-        .map(|p| p.statement)
+        .filter(|r| r.channel == "whatsapp")
         .collect();
-    // The claim and the finish, each prepared
-    // once although each ran several times.
-    for marker in ["FOR UPDATE SKIP LOCKED", "DELETE FROM jobs WHERE id = ANY"] {
-        let n = prepared.iter().filter(|s| s.contains(marker)).count();
-        assert_eq!(n, 1, "{marker:?} prepared {n} times: {prepared:?}");
-    }
+    assert_eq!(wa.iter().filter(|r| r.status == "skipped").count(), 4);
 }
 
+/// Issue 14: `resume` releases at once the jobs the pause held back.
 #[test]
-fn worker_connections_keep_one_index_plan_per_statement() {
+fn resume_releases_the_jobs_held_by_the_pause_at_once() {
     let s = setup(1);
-    let pool = s.db.pool(1);
-    let mut c = pool.get().expect("pooled connection");
-    #[derive(QueryableByName)]
-    struct V {
-        #[diesel(sql_type = Text)]
-        v: String,
-    }
-    let show = |c: &mut PgConnection, name: &str| -> String {
-        sql_query(format!("SELECT current_setting('{name}') AS v"))
-            .get_result::<V>(c)
-            .unwrap()
-            .v
+    s.whatsapp.answer(Err(device_disconnected()));
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(s.whatsapp.calls(), 1);
+    let wa_queued = |s: &Setup| {
+        rows(s)
+            .into_iter()
+            .filter(|r| r.channel == "whatsapp" && r.status == "queued")
+            .count()
     };
-    assert_eq!(show(&mut c, "plan_cache_mode"), "force_generic_plan");
-    for scan in [
-        "enable_seqscan",
-        "enable_bitmapscan",
-        "enable_hashjoin",
-        "enable_mergejoin",
-    ] {
-        assert_eq!(show(&mut c, scan), "off", "{scan}");
-    }
+    assert_eq!(wa_queued(&s), 1, "the job waits for the pause");
+    // The operator reconnected the device and resumes the channel.
+    dunning_store::queue::resume_channel(&mut s.db.conn(), Channel::WhatsApp).unwrap();
+    worker(&s, Config::for_tests("default")).run();
+    assert_eq!(
+        s.whatsapp.calls(),
+        2,
+        "the held job did not go out after resume"
+    );
+    assert_eq!(wa_queued(&s), 0, "{:?}", rows(&s));
 }

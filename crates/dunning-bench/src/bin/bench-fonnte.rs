@@ -1,10 +1,10 @@
-//! `bench-fonnte [TOKEN]`: runs `dunning_channels::fonnte_fake` (a loopback Fonnte
+//! `bench-fonnte [TOKEN]`: runs `dunning_test_fonnte` (a loopback Fonnte
 //! API) with an unlimited quota, prints `READY <port>`, and serves until stdin
 //! closes; then prints `SENT <n>` (requests to `/send`) and exits.
 
 use std::io::Read;
 
-use dunning_channels::fonnte_fake::FonnteFake;
+use dunning_test_fonnte::FonnteFake;
 
 fn main() {
     let token = std::env::args().nth(1).unwrap_or_else(|| "x".to_owned());

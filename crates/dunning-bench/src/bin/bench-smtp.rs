@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use dunning_channels::{ChannelOptions, OutgoingMessage, Sender, build_email};
+use dunning_channels::{OutgoingMessage, Sender, build_email};
 use dunning_core::Settings;
 use lettre::Transport;
 use lettre::transport::smtp::authentication::Credentials;
@@ -96,6 +96,9 @@ fn settings(a: &Args) -> Settings {
         vars.insert("MAIL_USERNAME", u.clone());
         vars.insert("MAIL_PASSWORD", p.clone());
     }
+    if let Some(ca) = &a.ca {
+        vars.insert("MAIL_TLS_CA_FILE", ca.display().to_string());
+    }
     Settings::from_lookup(|k| vars.get(k).cloned()).unwrap_or_else(|e| usage(&e.to_string()))
 }
 
@@ -150,11 +153,8 @@ fn main() {
     let settings = settings(&a);
     let send: SendFn = match a.mode.as_str() {
         "pooled" => {
-            let opts = ChannelOptions {
-                mail_tls_ca_file: a.ca.clone(),
-            };
-            let s: Box<dyn Sender> = dunning_channels::email_sender_with(&settings, &opts)
-                .unwrap_or_else(|e| usage(&e.to_string()));
+            let s: Box<dyn Sender> =
+                dunning_channels::email_sender(&settings).unwrap_or_else(|e| usage(&e.to_string()));
             let s: Arc<dyn Sender> = Arc::from(s);
             Arc::new(move |m| s.send(m).map(|_| ()).map_err(|e| e.to_string()))
         }

@@ -11,7 +11,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use dunning_channels::ChannelOptions;
 use dunning_core::Settings;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -158,7 +157,7 @@ impl SmtpPeer {
     }
 
     /// Settings for this server with `MAIL_ENCRYPTION=encryption`, logging in as
-    /// [`USER`] with `password` (`None`: no login).
+    /// [`USER`] with `password` (`None`: no login), trusting the test CA.
     pub fn settings(&self, encryption: &str, password: Option<&str>, outbox: &Path) -> Settings {
         let mut vars: HashMap<&str, String> = HashMap::from([
             ("MAIL_MAILER", "smtp".into()),
@@ -169,19 +168,13 @@ impl SmtpPeer {
             ("MAIL_FROM_NAME", "Wikarta Provider".into()),
             ("MAIL_TIMEOUT", "5".into()),
             ("DUNNING_OUTBOX_DIR", outbox.display().to_string()),
+            ("MAIL_TLS_CA_FILE", certs().ca.display().to_string()),
         ]);
         if let Some(password) = password {
             vars.insert("MAIL_USERNAME", USER.into());
             vars.insert("MAIL_PASSWORD", password.into());
         }
         Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings")
-    }
-
-    /// Options trusting the test CA.
-    pub fn options() -> ChannelOptions {
-        ChannelOptions {
-            mail_tls_ca_file: Some(certs().ca.clone()),
-        }
     }
 
     /// The messages received so far, decoded by Python's email parser.

@@ -2,9 +2,10 @@
 //! each with ✅/❌ and, when it fails, the fix (the seed's Troubleshooting section).
 
 use diesel::pg::PgConnection;
-use dunning_core::Settings;
+use dunning_channels::{PauseKind, SendError};
 use dunning_core::config::{MailDriver, WhatsAppDriver};
 use dunning_core::message::Templates;
+use dunning_core::{Channel, Settings};
 use dunning_store::ops::{health, stats};
 use dunning_store::scheduling;
 use time::OffsetDateTime;
@@ -343,7 +344,7 @@ fn smtp(settings: &Settings) -> Check {
         MailDriver::Smtp(_) => match dunning_channels::check_smtp(settings) {
             Ok(done) => Check::pass(name, done),
             Err(e) => {
-                let (reason, fix) = reason_and_fix(&e);
+                let (reason, fix) = reason_and_fix(Channel::Email, &e);
                 Check::fail(name, reason, fix)
             }
         },
@@ -396,11 +397,13 @@ fn fonnte(settings: &Settings) -> Check {
             }
         }
         Err(e) => {
-            let (reason, fix) = reason_and_fix(&e);
-            let fix = if reason.contains("disconnected device") {
-                FIX_DEVICE.to_owned()
-            } else {
-                fix
+            let (reason, fix) = reason_and_fix(Channel::WhatsApp, &e);
+            let fix = match e {
+                SendError::ChannelWide {
+                    kind: PauseKind::Device,
+                    ..
+                } => FIX_DEVICE.to_owned(),
+                _ => fix,
             };
             Check::fail(name, reason, fix)
         }

@@ -1,9 +1,9 @@
 //! `dunning-schedule test-whatsapp <phone> <message>`: the seed's `whatsapp:test`.
 
 use dunning_channels::{OutgoingMessage, SendError};
-use dunning_core::Settings;
 use dunning_core::config::WhatsAppDriver;
 use dunning_core::contact::normalize_phone;
+use dunning_core::{Channel, Settings};
 
 use super::confirm::confirm;
 use crate::app::UsageError;
@@ -56,24 +56,18 @@ pub fn run(
 
 /// Prints the provider's reason and the fix; the returned error makes the exit code 1.
 fn failed(m: Marks, e: &SendError) -> anyhow::Error {
-    let (reason, fix) = reason_and_fix(e);
+    let (reason, fix) = reason_and_fix(Channel::WhatsApp, e);
     println!("{} WhatsApp gagal dikirim: {reason}", m.error);
     println!("   Fix: {fix}");
     anyhow::anyhow!("WhatsApp test message not sent: {reason}")
 }
 
-/// The provider's reason and what the operator should do about it.
-pub(super) fn reason_and_fix(e: &SendError) -> (String, String) {
-    match e {
-        SendError::ChannelWide { reason, fix } => (reason.clone(), fix.clone()),
-        SendError::Permanent(reason) => (
-            reason.clone(),
-            "the provider refused this message: check the phone number (an active WhatsApp number) and the text".into(),
-        ),
-        SendError::Transient(reason) => (
-            reason.clone(),
-            "a temporary problem: check the network connection to FONNTE_URL and try again in a few minutes".into(),
-        ),
-        other => (other.to_string(), "see the reason above".into()),
-    }
+/// The provider's reason and what the operator should do about it, for a failure
+/// on `channel` (the fix texts live in `dunning_channels::fix`).
+pub(super) fn reason_and_fix(channel: Channel, e: &SendError) -> (String, String) {
+    let reason = match e {
+        SendError::ChannelWide { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    (reason, dunning_channels::fix::for_error(channel, e))
 }

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date as SqlDate, Text};
-use dunning_channels::fonnte_fake::FonnteFake;
 use dunning_core::Zone;
 use dunning_store::scheduling::{self, Request};
+use dunning_test_fonnte::FonnteFake;
 use time::{Date, OffsetDateTime};
 
 pub const WORKER: &str = env!("CARGO_BIN_EXE_dunning-worker");

@@ -1,15 +1,14 @@
 //! A fake Fonnte API on loopback, for tests and benchmarks.
 //!
 //! A real HTTP/1.1 server on `127.0.0.1:0` (std only, one thread per connection,
-//! keep-alive) that records every request and answers the shapes Fonnte is
-//! documented to send (`shared/research/fonnte.md`). By default it emulates Fonnte:
+//! keep-alive) that records every request and answers the shapes Fonnte's API
+//! documentation (docs.fonnte.com) shows for `/send` and `/device`, including every
+//! documented error reason. By default it emulates Fonnte:
 //! it checks the token, the device connection and the quota, and answers `/send` and
 //! `/device`. Tests can queue exact replies with [`FonnteFake::push_reply`] or fix one
 //! with [`FonnteFake::always`].
 //!
-//! Other crates get it with the `fake` feature: `dunning_channels::fonnte_fake`.
-
-#![allow(dead_code)]
+//! A dev-dependency of the crates whose tests talk to Fonnte, and of the bench.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,361 @@
+//! The job queue: claim, re-check read, and the final steps (sent, failed, skipped,
+//! retry later, hand back), through one [`JobQueue`] handle per worker.
+//!
+//! A claim reserves one ready job with `FOR UPDATE SKIP LOCKED`, so any number of
+//! workers on any number of hosts never take the same job, and counts the attempt
+//! at once: a job that kills its worker is not retried forever. A reservation older
+//! than `retry_after` means its worker died: [`JobQueue::rescue_abandoned`] makes
+//! such jobs ready again (the rescuer). The WhatsApp gate (pacing and the monthly
+//! quota, shared by all workers) is in [`gate`]; channel pauses and heartbeats in
+//! [`state`]; the few statements the DSL cannot express in [`sql`].
+
+mod gate;
+mod sql;
+mod state;
+
+use std::time::Duration;
+
+use diesel::dsl::{now, sql as fragment};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{
+    BigInt, Bool, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz,
+};
+use time::{Date, OffsetDateTime};
+
+use dunning_core::{Channel, Stage};
+
+use crate::schema::jobs;
+use crate::{Result, StoreError};
+
+pub use gate::{Gate, Held, Slot, WhatsAppLimits};
+pub use state::{
+    ChannelState, Paused, Resumed, channel_states, heartbeat, pause_channel, resume_channel,
+    worker_stopped,
+};
+
+/// One worker's handle on one queue: the queue's name, the worker's id (stored in
+/// `jobs.reserved_by`) and `--retry-after`, the age at which a reservation counts
+/// as abandoned.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    queue: String,
+    worker: String,
+    retry_after: Duration,
+}
+
+/// A job this worker holds. What it is about is read right before the send
+/// ([`JobQueue::recheck`]), not at claim time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub notification_id: i64,
+    pub channel: Channel,
+    /// Attempts including this one.
+    pub attempts: i32,
+}
+
+/// Everything needed to decide whether a reminder goes out now, and to render it:
+/// the ledger row, its invoice and the customer's current contact, read right
+/// before the send.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Delivery {
+    #[diesel(sql_type = Text)]
+    stage: String,
+    /// The ledger row's status (`queued` unless a duplicate job finished it).
+    #[diesel(sql_type = Text)]
+    pub ledger_status: String,
+    #[diesel(sql_type = BigInt)]
+    pub invoice_id: i64,
+    #[diesel(sql_type = Text)]
+    pub invoice_number: String,
+    #[diesel(sql_type = BigInt)]
+    pub amount: i64,
+    #[diesel(sql_type = SqlDate)]
+    pub due_date: Date,
+    /// `unpaid`, `paid` or `void`.
+    #[diesel(sql_type = Text)]
+    pub invoice_status: String,
+    #[diesel(sql_type = Text)]
+    pub customer_name: String,
+    /// The customer's current contact on the job's channel (else the one recorded
+    /// when the reminder was scheduled).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub recipient: Option<String>,
+    /// Another ledger row of this invoice and channel was sent today.
+    #[diesel(sql_type = Bool)]
+    pub sent_today: bool,
+}
+
+impl Delivery {
+    /// The reminder's stage; an unknown one is an error naming the value.
+    pub fn stage(&self) -> Result<Stage> {
+        self.stage.parse().map_err(|_| StoreError::UnknownValue {
+            column: "notifications.stage",
+            value: self.stage.clone(),
+        })
+    }
+}
+
+/// The final state of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// Handed to the provider, at `recipient` (recorded in the ledger).
+    Sent {
+        recipient: String,
+        provider_message_id: Option<String>,
+    },
+    Failed {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+/// The lock class of [`sql::LOCK_SENDER`] per channel (any two numbers no other
+/// user of the database takes).
+fn sender_lock_class(channel: Channel) -> i32 {
+    match channel {
+        Channel::Email => 0x4455_0001,
+        Channel::WhatsApp => 0x4455_0002,
+    }
+}
+
+impl JobQueue {
+    /// The handle of worker `worker` on `queue`.
+    pub fn new(queue: &str, worker: &str, retry_after: Duration) -> Self {
+        JobQueue {
+            queue: queue.to_owned(),
+            worker: worker.to_owned(),
+            retry_after,
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.queue
+    }
+
+    /// Reserves the oldest ready job of `channel` for this worker, counting the
+    /// attempt, in one statement (`FOR UPDATE SKIP LOCKED`: workers never take the
+    /// same job, and never wait for each other). WhatsApp under pacing or a quota
+    /// goes through [`JobQueue::claim_whatsapp`] instead.
+    pub fn claim(&self, conn: &mut PgConnection, channel: Channel) -> Result<Option<ClaimedJob>> {
+        let ready = diesel::alias!(jobs as ready);
+        let next = ready
+            .select(ready.field(jobs::id))
+            .filter(ready.field(jobs::queue).eq(&self.queue))
+            .filter(ready.field(jobs::channel).eq(channel.as_str()))
+            .filter(ready.field(jobs::available_at).le(now))
+            .filter(ready.field(jobs::reserved_at).is_null())
+            .order((ready.field(jobs::available_at), ready.field(jobs::id)))
+            .limit(1)
+            .for_update()
+            .skip_locked();
+        let row: Option<(i64, i64, String, i32)> = diesel::update(jobs::table)
+            .filter(jobs::id.eq_any(next))
+            .set((
+                jobs::reserved_at.eq(now),
+                jobs::reserved_by.eq(&self.worker),
+                jobs::attempts.eq(jobs::attempts + 1),
+            ))
+            .returning((
+                jobs::id,
+                jobs::notification_id,
+                jobs::channel,
+                jobs::attempts,
+            ))
+            .get_result(conn)
+            .optional()?;
+        row.map(|(id, notification_id, channel, attempts)| {
+            Ok(ClaimedJob {
+                id,
+                notification_id,
+                channel: channel.parse().map_err(|_| StoreError::UnknownValue {
+                    column: "jobs.channel",
+                    value: channel,
+                })?,
+                attempts,
+            })
+        })
+        .transpose()
+    }
+
+    /// Takes the lock that lets one worker at a time send to `job`'s invoice on its
+    /// channel ([`sql::LOCK_SENDER`]). False: another worker holds it right now.
+    /// Released by [`JobQueue::unlock_senders`] once the outcome is recorded.
+    pub fn lock_sender(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<bool> {
+        #[derive(QueryableByName)]
+        struct L {
+            #[diesel(sql_type = Bool)]
+            locked: bool,
+        }
+        let l: Option<L> = diesel::sql_query(sql::LOCK_SENDER)
+            .bind::<BigInt, _>(job.notification_id)
+            .bind::<Integer, _>(sender_lock_class(job.channel))
+            .get_result(conn)
+            .optional()?;
+        // A ledger row that is gone needs no lock: the re-check reports it.
+        Ok(l.is_none_or(|l| l.locked))
+    }
+
+    /// Ends the locks of [`JobQueue::lock_sender`] held by this connection.
+    pub fn unlock_senders(&self, conn: &mut PgConnection) -> Result<()> {
+        diesel::sql_query(sql::UNLOCK_ALL).execute(conn)?;
+        Ok(())
+    }
+
+    /// Reads `job`'s ledger row, invoice and the customer's current contact right
+    /// before the send ([`sql::RECHECK`]); `today` is the local day's bounds. No
+    /// row is locked. `None`: the ledger row is gone.
+    pub fn recheck(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        today: (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Option<Delivery>> {
+        Ok(diesel::sql_query(sql::RECHECK)
+            .bind::<BigInt, _>(job.notification_id)
+            .bind::<Timestamptz, _>(today.0)
+            .bind::<Timestamptz, _>(today.1)
+            .get_result(conn)
+            .optional()?)
+    }
+
+    /// Records a final state in the ledger and deletes the job, atomically.
+    pub fn finish(&self, conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
+        let (status, recipient, provider_id, error) = match outcome {
+            Final::Sent {
+                recipient,
+                provider_message_id,
+            } => (
+                "sent",
+                Some(recipient.as_str()),
+                provider_message_id.as_deref(),
+                None,
+            ),
+            Final::Failed { error } => ("failed", None, None, Some(error.as_str())),
+            Final::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
+        };
+        diesel::sql_query(sql::FINISH)
+            .bind::<BigInt, _>(job.id)
+            .bind::<BigInt, _>(job.notification_id)
+            .bind::<Text, _>(status)
+            .bind::<Nullable<Text>, _>(recipient)
+            .bind::<Nullable<Text>, _>(provider_id)
+            .bind::<Nullable<Text>, _>(error)
+            .bind::<Integer, _>(job.attempts)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Puts `job` back for another attempt at `at`, keeping the error in the job
+    /// and in the ledger.
+    pub fn retry_later(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<()> {
+        use crate::schema::notifications as n;
+        conn.transaction(|conn| {
+            diesel::update(n::table.find(job.notification_id))
+                .set((
+                    n::attempts.eq(job.attempts),
+                    n::error.eq(error),
+                    n::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(jobs::table.find(job.id))
+                .set((
+                    jobs::reserved_at.eq(None::<OffsetDateTime>),
+                    jobs::reserved_by.eq(None::<String>),
+                    jobs::available_at.eq(at),
+                    jobs::last_error.eq(error),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// Hands `job` back, ready at `at`, without counting its attempt (its channel
+    /// is paused, the send slot is taken, another worker is sending to its invoice).
+    pub fn release(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        diesel::update(jobs::table.find(job.id))
+            .set((
+                jobs::reserved_at.eq(None::<OffsetDateTime>),
+                jobs::reserved_by.eq(None::<String>),
+                jobs::available_at.eq(at),
+                jobs::attempts.eq(fragment::<Integer>("GREATEST(attempts - 1, 0)")),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The rescuer's step: jobs whose reservation is older than `retry_after` (their
+    /// worker died) become ready again, keeping their place in line and their
+    /// counted attempt. Returns how many.
+    ///
+    /// A reservation is never older than its job's availability (a claim needs
+    /// `available_at <= now()`; whatever moves `available_at` also clears the
+    /// reservation), so only jobs available for longer than `retry_after` are read:
+    /// an index range that stays empty while a fresh queue drains.
+    pub fn rescue_abandoned(&self, conn: &mut PgConnection) -> Result<usize> {
+        let secs = self.retry_after.as_secs_f64();
+        Ok(diesel::update(jobs::table)
+            .filter(jobs::queue.eq(&self.queue))
+            .filter(jobs::channel.eq_any(Channel::ALL.map(Channel::as_str)))
+            .filter(
+                fragment::<Bool>("available_at < now() - make_interval(secs => ")
+                    .bind::<Double, _>(secs)
+                    .sql(") AND reserved_at < now() - make_interval(secs => ")
+                    .bind::<Double, _>(secs)
+                    .sql(")"),
+            )
+            .set((
+                jobs::reserved_at.eq(None::<OffsetDateTime>),
+                jobs::reserved_by.eq(None::<String>),
+            ))
+            .execute(conn)?)
+    }
+
+    /// Jobs waiting in this queue (not reserved), per channel, with the earliest
+    /// time one of them is ready: what an idle worker tells the operator.
+    pub fn waiting(&self, conn: &mut PgConnection) -> Result<Vec<Waiting>> {
+        use diesel::dsl::{count_star, min};
+        let rows: Vec<(String, i64, Option<OffsetDateTime>)> = jobs::table
+            .filter(jobs::queue.eq(&self.queue))
+            .filter(jobs::reserved_at.is_null())
+            .group_by(jobs::channel)
+            .select((jobs::channel, count_star(), min(jobs::available_at)))
+            .load(conn)?;
+        rows.into_iter()
+            .map(|(channel, jobs, first)| {
+                Ok(Waiting {
+                    channel: channel.parse().map_err(|_| StoreError::UnknownValue {
+                        column: "jobs.channel",
+                        value: channel,
+                    })?,
+                    jobs,
+                    first_ready_at: first.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Jobs of one channel waiting in a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub channel: Channel,
+    pub jobs: i64,
+    /// When the first of them is (or was) ready.
+    pub first_ready_at: OffsetDateTime,
+}

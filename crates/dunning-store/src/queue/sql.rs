@@ -1,0 +1,78 @@
+//! The queue's statements that diesel's DSL cannot express: a data-modifying CTE, a
+//! comparison with the clock of the moment (`clock_timestamp()`), advisory locks,
+//! an aggregate that must read one invoice's rows only. Everything else is DSL in
+//! the modules next to this one. No planner settings anywhere: where a plan went
+//! wrong the query or the index was fixed.
+
+/// A final state: the ledger row updated (with the recipient actually used) and the
+/// job deleted, in one statement. `$1` job id, `$2` notification id, `$3` status,
+/// `$4` recipient (NULL keeps the old one), `$5` provider message id, `$6` error,
+/// `$7` attempts. The data-modifying CTE always runs to completion.
+pub(crate) const FINISH: &str = "WITH noted AS (
+         UPDATE notifications
+            SET status = $3, recipient = COALESCE($4, recipient), provider_message_id = $5,
+                error = $6, attempts = $7, updated_at = now(),
+                sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
+          WHERE id = $2
+     )
+     DELETE FROM jobs WHERE id = $1";
+
+/// One sender per invoice and channel at a time, across all workers: another
+/// worker may hold a second reminder for the same invoice (yesterday's retry next
+/// to today's stage). A session-level advisory lock on (channel, invoice), held from
+/// the re-check until the outcome is recorded ([`UNLOCK_ALL`]); a lock, not a row of
+/// `invoices`, so billing never waits on it. `$1` notification id, `$2` the
+/// channel's lock class. Returns whether the lock was taken.
+pub(crate) const LOCK_SENDER: &str =
+    "SELECT pg_try_advisory_lock($2, (invoice_id & 2147483647)::integer) AS locked
+     FROM notifications WHERE id = $1";
+
+/// Ends every advisory lock this session holds ([`LOCK_SENDER`]).
+pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
+
+/// The pre-send read of one ledger row: the invoice's state, the customer's current
+/// contact (so a corrected number is used on a retry) and whether the invoice got a
+/// reminder on this channel today already. Run as a statement of its own after
+/// [`LOCK_SENDER`], so that it sees an outcome recorded by the lock's last holder.
+///
+/// "Sent today" reads the invoice's own ledger rows (a handful): written as a
+/// `WHERE` on status and `sent_at`, the planner may pick the index of sent rows and
+/// read every message sent today for every job. `$1` notification id, `$2`/`$3` the
+/// local day's bounds.
+pub(crate) const RECHECK: &str = "SELECT n.stage, n.status AS ledger_status,
+            i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
+            i.status AS invoice_status, cu.name AS customer_name,
+            COALESCE(NULLIF(btrim(CASE n.channel WHEN 'email' THEN cu.email ELSE cu.phone END), ''),
+                     n.recipient) AS recipient,
+            COALESCE((SELECT bool_or(o.status = 'sent' AND o.sent_at >= $2 AND o.sent_at < $3)
+                      FROM notifications o
+                      WHERE o.invoice_id = n.invoice_id AND o.channel = n.channel AND o.id <> n.id),
+                     false) AS sent_today
+     FROM notifications n
+     JOIN invoices i ON i.id = n.invoice_id
+     JOIN customers cu ON cu.id = i.customer_id
+     WHERE n.id = $1";
+
+/// How long until the WhatsApp send slot opens, in seconds (0: open now), measured
+/// with the clock of this moment, not `now()` (the transaction's start): a claim
+/// that waited for the slot's row lock must not count its wait as spacing, nor see
+/// a zero interval as a slot taken in the future. Run after locking the row.
+pub(crate) const SLOT_WAIT: &str = "SELECT CASE WHEN next_send_at <= c.t THEN 0
+                 ELSE extract(epoch FROM LEAST(next_send_at, c.t + interval '1 hour') - c.t)
+            END::float8 AS wait_secs
+     FROM channel_state CROSS JOIN (SELECT clock_timestamp() AS t) c
+     WHERE channel = 'whatsapp'";
+
+/// Takes the WhatsApp send slot: the next one opens `$1` seconds from this moment.
+/// Returns the new `next_send_at` (to give the slot back, see `return_slot`).
+pub(crate) const TAKE_SLOT: &str = "UPDATE channel_state
+        SET next_send_at = clock_timestamp() + make_interval(secs => $1), updated_at = now()
+      WHERE channel = 'whatsapp'
+  RETURNING next_send_at";
+
+/// WhatsApp messages counted against this month's quota: sent in the month (`$1` to
+/// `$2`), plus jobs reserved by live workers (`$3`: `--retry-after` in seconds).
+pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(*) FROM notifications
+              WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
+          + (SELECT count(*) FROM jobs
+              WHERE channel = 'whatsapp' AND reserved_at >= now() - make_interval(secs => $3)) AS n";

@@ -1,0 +1,129 @@
+//! The pre-send re-check: right before a send, is this reminder still right?
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use dunning_core::message::{InvoiceFacts, Rendered};
+use dunning_store::StoreError;
+use dunning_store::queue::{ClaimedJob, Delivery};
+use time::OffsetDateTime;
+
+use crate::Worker;
+
+/// How long a job waits when another worker is sending to its invoice on its channel.
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// What the re-check decided.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Send this message now.
+    Send(Ready),
+    /// Do not send it, ever: the ledger row becomes `skipped` with this reason.
+    Skip(String),
+    /// Do not send it now; take the job again after `retry_in`, attempt not
+    /// counted (e.g. another worker is sending to this invoice, or a billing source
+    /// cannot say right now whether the invoice is paid).
+    Hold { reason: String, retry_in: Duration },
+    /// It can never be sent as it is (bad data): the ledger row becomes `failed`.
+    Fail(String),
+}
+
+/// A reminder that passed the re-check, rendered.
+#[derive(Debug)]
+pub struct Ready {
+    /// The customer's current contact on the job's channel.
+    pub recipient: String,
+    pub rendered: Rendered,
+    /// `INV-…/T-3`, for logs and message ids.
+    pub reference: String,
+}
+
+impl Worker {
+    /// The pre-send re-check, one step: reads the ledger row, the invoice and the
+    /// customer's current contact right before the send, without locking any
+    /// invoice (billing never waits on Dunning), and decides. The only lock taken
+    /// is the advisory one that lets one worker at a time send to an invoice on a
+    /// channel; the caller ends it once the outcome is recorded.
+    ///
+    /// A payment committed after this read and before the provider took the message
+    /// is not seen: that message goes out (the documented race; the payment's
+    /// receipt follows it).
+    pub(crate) fn recheck(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+    ) -> Result<Verdict, StoreError> {
+        if !self.queue.lock_sender(conn, job)? {
+            return Ok(Verdict::Hold {
+                reason: "another worker is sending to this invoice on this channel".into(),
+                retry_in: BUSY_RETRY,
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        let Some(d) = self
+            .queue
+            .recheck(conn, job, self.cfg.zone.day_bounds(now))?
+        else {
+            return Ok(Verdict::Skip("the ledger row is gone".into()));
+        };
+        if let Some(reason) = self.reason_not_to_send(&d, job, now) {
+            return Ok(Verdict::Skip(reason));
+        }
+        Ok(self.render(&d, job))
+    }
+
+    /// Why `d` must not go out, if it must not: the invoice is settled, the row is
+    /// final already, the channel had a reminder today, the due date passed a
+    /// "will be due" reminder, the customer has no contact.
+    fn reason_not_to_send(
+        &self,
+        d: &Delivery,
+        job: &ClaimedJob,
+        now: OffsetDateTime,
+    ) -> Option<String> {
+        if d.invoice_status != "unpaid" {
+            return Some(format!("invoice is {}", d.invoice_status));
+        }
+        if d.ledger_status != "queued" {
+            return Some(format!("already {}", d.ledger_status));
+        }
+        if d.sent_today {
+            return Some("already reminded on this channel today".into());
+        }
+        // A "will be due on …" reminder that waited past the due date (quota, a long
+        // pause, a late retry) would now be wrong: the overdue stage follows.
+        let stage = d.stage().ok()?;
+        if stage.offset_days() <= 0 && d.due_date < self.cfg.zone.date_at(now) {
+            return Some(format!(
+                "stale: the due date {} passed before this {stage} reminder could be sent",
+                d.due_date
+            ));
+        }
+        if d.recipient.is_none() {
+            return Some(format!("customer has no {} contact", job.channel));
+        }
+        None
+    }
+
+    /// The message for `d`, or why it cannot be made.
+    fn render(&self, d: &Delivery, job: &ClaimedJob) -> Verdict {
+        let stage = match d.stage() {
+            Ok(stage) => stage,
+            Err(e) => return Verdict::Fail(e.to_string()),
+        };
+        let facts = InvoiceFacts {
+            customer_name: d.customer_name.clone(),
+            invoice_number: d.invoice_number.clone(),
+            amount: d.amount,
+            due_date: d.due_date,
+        };
+        match self.templates.render(stage, job.channel, &facts) {
+            Ok(rendered) => Verdict::Send(Ready {
+                recipient: d.recipient.clone().unwrap_or_default(),
+                rendered,
+                reference: format!("{}/{stage}", d.invoice_number),
+            }),
+            Err(e) => Verdict::Fail(format!("template error: {e}")),
+        }
+    }
+}

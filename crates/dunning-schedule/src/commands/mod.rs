@@ -72,6 +72,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Invoice { action } => match action {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
+            InvoiceAction::Unpaid { numbers } => invoice::set_status(settings, &numbers, "unpaid"),
         },
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")

@@ -29,9 +29,17 @@ pub fn resume(settings: &Settings, channel: Option<&str>) -> anyhow::Result<()> 
         ],
     };
     let mut conn = app::connect_migrated(settings)?;
+    // When each pause would have ended, shown in DUNNING_TIMEZONE.
+    let until = dunning_store::ops::health::paused_channels(&mut conn)?;
     for c in channels {
         match dunning_store::queue::resume_channel(&mut conn, c)? {
-            Some(reason) => println!("{c}: resumed (it was paused: {reason})"),
+            Some(reason) => match until.iter().find(|p| p.channel == c.as_str()) {
+                Some(p) => println!(
+                    "{c}: resumed (it was paused until {}: {reason})",
+                    crate::commands::local_time(settings, p.paused_until)
+                ),
+                None => println!("{c}: resumed (it was paused: {reason})"),
+            },
             None => println!("{c}: was not paused"),
         }
     }

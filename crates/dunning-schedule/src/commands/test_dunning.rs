@@ -1,6 +1,7 @@
 //! `dunning-schedule test-dunning <email> <phone> [--stage T-3]`: the seed's `dunning:test`.
 
 use dunning_core::contact::{normalize_phone, validate_email};
+use dunning_core::message::customer_label;
 use dunning_core::{Settings, Stage};
 use dunning_store::ops::{health, test_dunning};
 use time::OffsetDateTime;
@@ -45,6 +46,7 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
         ))
         .into());
     }
+    super::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
     let question = format!(
         "{} Ini akan mengirim WhatsApp & Email ke customer. Lanjutkan?",
@@ -88,12 +90,16 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
     if created.customer_created {
         println!(
             "{} Customer test dibuat: {} (ID: {})",
-            m.ok, created.customer_name, created.customer_id
+            m.ok,
+            customer_label(&created.customer_name),
+            created.customer_id
         );
     } else {
         println!(
             "{} Menggunakan customer existing: {} (ID: {})",
-            m.ok, created.customer_name, created.customer_id
+            m.ok,
+            customer_label(&created.customer_name),
+            created.customer_id
         );
     }
     println!("{} Membuat invoice test...", x.invoice);

@@ -206,6 +206,12 @@ pub enum InvoiceAction {
         #[arg(required = true)]
         numbers: Vec<String>,
     },
+    /// Mark invoices unpaid again (one marked paid or void by mistake): reminded from the next run.
+    Unpaid {
+        /// Invoice numbers.
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
 }
 
 #[cfg(test)]

@@ -29,12 +29,22 @@ pub fn resume(settings: &Settings, channel: Option<&str>) -> anyhow::Result<()> 
         ],
     };
     let mut conn = app::connect_migrated(settings)?;
+    // When each pause would have ended, shown in DUNNING_TIMEZONE.
+    let until = dunning_store::ops::health::paused_channels(&mut conn)?;
     for c in channels {
         match dunning_store::queue::resume_channel(&mut conn, c)? {
-            Some(r) => println!(
-                "{c}: resumed (it was paused: {}); {} held job(s) ready now",
-                r.reason, r.released
-            ),
+            Some(r) => match until.iter().find(|p| p.channel == c.as_str()) {
+                Some(p) => println!(
+                    "{c}: resumed (it was paused until {}: {}); {} held job(s) ready now",
+                    crate::commands::local_time(settings, p.paused_until),
+                    r.reason,
+                    r.released
+                ),
+                None => println!(
+                    "{c}: resumed (it was paused: {}); {} held job(s) ready now",
+                    r.reason, r.released
+                ),
+            },
             None => println!("{c}: was not paused"),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use dunning_core::message::customer_label;
 use dunning_core::{Settings, Stage};
 use dunning_store::scheduling::{self, Group, Line, Outcome, Report, Request};
 use serde_json::json;
@@ -18,6 +19,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         None => settings.zone.date_at(OffsetDateTime::now_utc()),
     };
     let marks = Marks::detect(args.emoji);
+    crate::commands::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
     let host = dunning_store::db::hostname();
     let report = scheduling::schedule(
@@ -187,14 +189,16 @@ fn render_text(
                         "   {} {verb} {} to {} ({}{extra})",
                         m.ok,
                         line.invoice_number,
-                        line.customer_name,
+                        customer_label(&line.customer_name),
                         channels_of(line)
                     );
                 } else if [line.email, line.whatsapp].contains(&Some(Outcome::NoContact)) {
                     let _ = writeln!(
                         out,
                         "   {} Skipped {} ({} has no email address and no phone number)",
-                        m.warn, line.invoice_number, line.customer_name
+                        m.warn,
+                        line.invoice_number,
+                        customer_label(&line.customer_name)
                     );
                 } else {
                     let _ = writeln!(

@@ -183,7 +183,8 @@ fn an_invalid_template_and_an_unreachable_database_fail() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("T-3.whatsapp.txt"), "Halo {{ nama_pelanggan }}").unwrap();
     env.set("DUNNING_TEMPLATES_DIR", dir.display().to_string());
-    let text = expect_code(&env.run(&["doctor"]), 1);
+    // A broken template is a configuration error: exit 2, like the scheduler's.
+    let text = expect_code(&env.run(&["doctor"]), 2);
     let t = line(&text, "Templates");
     assert!(
         t.starts_with("[error]") && t.contains("T-3.whatsapp.txt"),
@@ -196,6 +197,79 @@ fn an_invalid_template_and_an_unreachable_database_fail() {
     assert!(line(&text, "Database").starts_with("[error]"), "{text}");
     assert!(
         fix_after(&text, "Database").contains("DATABASE_URL"),
+        "{text}"
+    );
+}
+
+/// Pause ends and the last run are shown in DUNNING_TIMEZONE with the zone named, by
+/// `doctor`, `stats` and `resume` alike.
+#[test]
+fn times_are_shown_in_the_configured_zone_with_its_name() {
+    let fake = FonnteFake::start();
+    let mut env = healthy(&fake);
+    env.set("DUNNING_TIMEZONE", "Asia/Jayapura");
+    env.exec(
+        "UPDATE schedule_runs SET finished_at = '2026-11-30 23:30:00+00';
+         UPDATE channel_state SET paused_until = '2099-01-01 01:00:00+00',
+                pause_reason = 'Fonnte: disconnected device' WHERE channel = 'whatsapp';",
+    );
+    let pause_end = "2099-01-01 10:00:00 Asia/Jayapura (UTC+09:00)";
+    let finished = "2026-12-01 08:30:00 Asia/Jayapura (UTC+09:00)";
+
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    let channels = line(&text, "Channels");
+    assert!(
+        channels.contains(&format!("whatsapp paused until {pause_end}")),
+        "{text}"
+    );
+    assert!(
+        line(&text, "Scheduler").contains(&format!("finished {finished}")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(" UTC:") && !text.contains(" UTC on"),
+        "{text}"
+    );
+
+    let text = ok(&env.run(&["stats"]));
+    assert!(
+        text.contains(&format!("whatsapp paused until {pause_end}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("finished {finished}")), "{text}");
+
+    let text = ok(&env.run(&["resume", "whatsapp"]));
+    assert!(
+        text.contains(&format!(
+            "whatsapp: resumed (it was paused until {pause_end}: Fonnte: disconnected device)"
+        )),
+        "{text}"
+    );
+}
+
+/// `doctor` names the company that signs the messages and warns while it is the default.
+#[test]
+fn doctor_shows_the_company_name_and_warns_on_the_default() {
+    let fake = FonnteFake::start();
+    let mut env = healthy(&fake);
+    let text = ok(&env.run(&["doctor"]));
+    let company = line(&text, "Company name");
+    assert!(
+        company.starts_with("[warn]")
+            && company.contains("Salam, Tim Wikarta Provider")
+            && company.contains("default"),
+        "{text}"
+    );
+    assert!(
+        fix_after(&text, "Company name").contains("DUNNING_COMPANY_NAME"),
+        "{text}"
+    );
+
+    env.set("DUNNING_COMPANY_NAME", "PT Nusantara Net");
+    let text = ok(&env.run(&["doctor"]));
+    let company = line(&text, "Company name");
+    assert!(
+        company.starts_with("[ok]") && company.contains("Salam, Tim PT Nusantara Net"),
         "{text}"
     );
 }

@@ -78,7 +78,7 @@ fn the_example_files_import_and_a_reimport_changes_nothing() {
 }
 
 #[test]
-fn changed_rows_are_updated_and_a_paid_invoice_is_not_reopened() {
+fn changed_rows_are_updated_and_a_paid_invoice_is_a_conflict_not_reopened() {
     let env = Env::new();
     let c = env.file(
         "c.csv",
@@ -104,8 +104,20 @@ fn changed_rows_are_updated_and_a_paid_invoice_is_not_reopened() {
         text.contains("Customers: 0 created, 1 updated, 1 unchanged"),
         "{text}"
     );
+    // INV-2 is paid in the database, unpaid in the file: a conflict with its fix, on
+    // its own line, not "unchanged".
     assert!(
-        text.contains("Invoices: 0 created, 1 updated, 1 unchanged"),
+        text.contains("Invoices: 0 created, 1 updated, 0 unchanged, 1 conflict(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{i}:3: conflict: INV-2 is paid in the database but the file says unpaid; kept paid"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("dunning-schedule invoice unpaid INV-2"),
         "{text}"
     );
     assert_eq!(
@@ -243,4 +255,103 @@ fn customers_without_external_id_are_matched_by_email_or_phone() {
         "{again}"
     );
     assert_eq!(env.count("SELECT count(*) AS n FROM customers"), 2);
+}
+
+/// Excel with an Indonesian locale saves `;`; "Text (Tab delimited)" saves tabs; both
+/// import like the comma file, with a BOM too.
+#[test]
+fn semicolon_and_tab_separated_files_import() {
+    let env = Env::new();
+    let c = env.file(
+        "c.csv",
+        "\u{FEFF}external_id;name;email;phone\r\nC-1;\"Budi; Santoso\";budi@email.com;085707211646\r\n",
+    );
+    let i = env.file(
+        "i.tsv",
+        "number\tcustomer_external_id\tamount\tdue_date\tstatus\nINV-1\tC-1\t150.000\t2025-11-18\tunpaid\n",
+    );
+    let text = ok(&env.run(&[
+        "import",
+        "--customers",
+        c.to_str().unwrap(),
+        "--invoices",
+        i.to_str().unwrap(),
+    ]));
+    assert!(text.contains("Customers: 1 created"), "{text}");
+    assert!(text.contains("Invoices: 1 created"), "{text}");
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM customers WHERE name = 'Budi; Santoso' AND phone = '6285707211646'"),
+        1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM invoices WHERE number = 'INV-1' AND amount = 150000"),
+        1
+    );
+}
+
+/// A header that no separator makes sense of names the separator it was read with.
+#[test]
+fn a_header_without_the_columns_names_the_separator() {
+    let env = Env::new();
+    let c = env.file("c.csv", "id|nama|surel\n1|Budi|budi@email.com\n");
+    let out = env.run(&["import", "--customers", c.to_str().unwrap()]);
+    expect_code(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("missing column(s) name"), "{err}");
+    assert!(err.contains("comma ','"), "{err}");
+    assert!(err.contains("semicolons or tabs"), "{err}");
+    assert_eq!(env.count("SELECT count(*) AS n FROM customers"), 0);
+}
+
+/// An `.xlsx` workbook (a zip file) and a UTF-16 export get "save it as CSV UTF-8".
+#[test]
+fn excel_workbooks_and_utf16_files_are_told_to_save_as_csv_utf8() {
+    let env = Env::new();
+    let xlsx = env.dir.path().join("customers.xlsx");
+    std::fs::write(
+        &xlsx,
+        b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml",
+    )
+    .unwrap();
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in "external_id,name,email,phone\nC-1,Budi,,\n".encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let u16 = env.dir.path().join("customers.csv");
+    std::fs::write(&u16, utf16).unwrap();
+    for (path, kind) in [(&xlsx, "Excel workbook (.xlsx)"), (&u16, "UTF-16")] {
+        let out = env.run(&["import", "--customers", path.to_str().unwrap()]);
+        expect_code(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains(kind), "{err}");
+        assert!(err.contains("CSV UTF-8"), "{err}");
+        assert!(!err.contains("utf-8 at byte"), "{err}");
+    }
+    assert_eq!(env.count("SELECT count(*) AS n FROM customers"), 0);
+}
+
+/// `invoice unpaid` undoes an `invoice paid` made by mistake: the invoice is reminded
+/// again by the next run.
+#[test]
+fn invoice_unpaid_reopens_an_invoice_marked_paid_by_mistake() {
+    let env = Env::new();
+    let due = cmd_support::today_jakarta() + time::Duration::days(3);
+    env.exec(&format!(
+        "INSERT INTO customers (id, name, email) VALUES (1, 'Budi', 'budi@email.com');
+         INSERT INTO invoices (number, customer_id, amount, due_date) VALUES ('INV-1', 1, 1000, '{due}');"
+    ));
+    ok(&env.run(&["invoice", "paid", "INV-1"]));
+    let text = ok(&env.run(&[]));
+    assert!(text.contains("Dispatched: 0"), "{text}");
+    let text = ok(&env.run(&["invoice", "unpaid", "INV-1"]));
+    assert!(text.contains("INV-1: marked unpaid"), "{text}");
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM invoices WHERE status = 'unpaid' AND paid_at IS NULL"),
+        1
+    );
+    let text = ok(&env.run(&[]));
+    assert!(text.contains("Dispatched INV-1 to Budi (email)"), "{text}");
+    let out = env.run(&["invoice", "unpaid", "INV-404"]);
+    expect_code(&out, 1);
+    assert!(stderr(&out).contains("INV-404"), "{}", stderr(&out));
 }

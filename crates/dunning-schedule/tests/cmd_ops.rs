@@ -246,3 +246,41 @@ fn invoice_paid_and_void_report_unknown_numbers() {
         1
     );
 }
+
+/// A customer without a name: the run says "(no name)" instead of "to  (…)", and the
+/// message greets "Halo Pelanggan,".
+#[test]
+fn an_empty_customer_name_prints_sensibly() {
+    let env = Env::new();
+    let due = cmd_support::today_jakarta() + time::Duration::days(3);
+    env.exec(&format!(
+        "INSERT INTO customers (id, name, email, phone) VALUES (1, '  ', NULL, '085707211646'), (2, '', NULL, NULL);
+         INSERT INTO invoices (number, customer_id, amount, due_date)
+             VALUES ('INV-1', 1, 150000, '{due}'), ('INV-2', 2, 150000, '{due}');"
+    ));
+    let text = ok(&env.run(&[]));
+    assert!(
+        text.contains("Dispatched INV-1 to (no name) (whatsapp)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Skipped INV-2 ((no name) has no email address and no phone number)"),
+        "{text}"
+    );
+    let out = Command::new(worker_bin())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", env.db.url())
+        .env("DUNNING_OUTBOX_DIR", env.outbox())
+        .env("DUNNING_TIMEZONE", "Asia/Jakarta")
+        .env("DUNNING_SEND_WINDOW", "00:00-00:00")
+        .env("WHATSAPP_MIN_INTERVAL", "0")
+        .current_dir(env.dir.path())
+        .arg("--once")
+        .output()
+        .expect("run dunning-worker");
+    expect_code(&out, 0);
+    let outbox = env.whatsapp_outbox();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert!(outbox[0].contains("Halo Pelanggan,"), "{outbox:?}");
+}

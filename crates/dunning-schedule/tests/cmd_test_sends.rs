@@ -289,3 +289,103 @@ fn test_dunning_refuses_a_stage_that_is_not_configured() {
     assert!(stderr(&out).contains("DUNNING_STAGES"), "{}", stderr(&out));
     assert_eq!(env.count("SELECT count(*) AS n FROM invoices"), 0);
 }
+
+/// After `test-dunning`, the daily runs of the following days (its T-1 and T+3, and a
+/// rerun today) find nothing to remind: the test invoice is for the test only.
+#[test]
+fn test_dunning_leaves_nothing_for_the_daily_run() {
+    let env = Env::new();
+    let text = ok(&env.run(&[
+        "test-dunning",
+        "customer@email.com",
+        "085707211646",
+        "--yes",
+    ]));
+    let number = invoice_number_of(&text);
+    assert!(
+        text.contains(&format!(
+            "{number} is a test invoice: the daily run never reminds it"
+        )),
+        "{text}"
+    );
+    let today = today_jakarta();
+    // Due today + 3: T-1 falls on today + 2, T+3 on today + 6.
+    for days in [0, 2, 6] {
+        let date = (today + time::Duration::days(days)).to_string();
+        let run = ok(&env.run(&["--date", &date, "--catch-up-days", "0"]));
+        assert!(!run.contains(&number), "{date}:\n{run}");
+        assert!(run.contains("Dispatched: 0"), "{date}:\n{run}");
+    }
+    // Only the test's own two reminders exist, and the worker may still send them.
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM notifications WHERE stage = 'T-3'"),
+        2
+    );
+    assert_eq!(env.count("SELECT count(*) AS n FROM notifications"), 2);
+    assert_eq!(env.count("SELECT count(*) AS n FROM jobs"), 2);
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM invoices WHERE is_test AND status = 'unpaid'"),
+        1
+    );
+}
+
+/// Each test message is in the ledger as a sent WhatsApp message: `stats` counts it,
+/// and at the quota the command refuses like the worker holds reminders back.
+#[test]
+fn test_whatsapp_counts_against_the_monthly_quota() {
+    let fake = FonnteFake::start();
+    let mut env = Env::new();
+    with_fonnte(&mut env, &fake);
+    env.set("FONNTE_MONTHLY_QUOTA", "2");
+    for _ in 0..2 {
+        let text = ok(&env.run(&["test-whatsapp", "085707211646", "Halo", "--yes"]));
+        assert!(
+            text.contains("counts against the monthly WhatsApp quota"),
+            "{text}"
+        );
+    }
+    assert_eq!(fake.sent().len(), 2);
+    let stats = ok(&env.run(&["stats", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(v["whatsapp_quota"]["sent_this_month"], 2, "{stats}");
+    assert_eq!(v["notifications"]["whatsapp"]["sent"], 2, "{stats}");
+    // The test messages leave nothing the daily run would remind.
+    assert_eq!(
+        env.count("SELECT count(*) AS n FROM invoices WHERE status = 'unpaid' OR NOT is_test"),
+        0
+    );
+
+    let out = env.run(&["test-whatsapp", "085707211646", "Halo", "--yes"]);
+    let text = expect_code(&out, 1);
+    assert!(text.contains("quota used up: 2 of 2"), "{text}");
+    assert!(text.contains("FONNTE_MONTHLY_QUOTA"), "{text}");
+    assert_eq!(fake.sent().len(), 2, "nothing sent past the quota");
+}
+
+/// A transient failure is not retried by `test-whatsapp`: its text must not say so.
+#[test]
+fn test_whatsapp_does_not_promise_a_retry() {
+    use dunning_test_fonnte::Reply;
+    let fake = FonnteFake::start();
+    fake.always(Some(Reply::html(502)));
+    let mut env = Env::new();
+    with_fonnte(&mut env, &fake);
+    let out = env.run(&["test-whatsapp", "085707211646", "Halo", "--yes"]);
+    let text = expect_code(&out, 1);
+    let err = stderr(&out);
+    let all = format!("{text}{err}");
+    assert!(text.contains("WhatsApp gagal dikirim"), "{all}");
+    assert!(text.contains("502"), "{all}");
+    assert!(!text.contains("will retry"), "{all}");
+    assert!(text.contains("does not retry"), "{all}");
+    // The command's own error line; the channel's WARN log line is the channel's text.
+    let error_line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        error_line.contains("not retried") && !error_line.contains("will retry"),
+        "{all}"
+    );
+    assert_eq!(env.count("SELECT count(*) AS n FROM notifications"), 0);
+}

@@ -521,7 +521,8 @@ fn resume_ends_a_channel_pause() {
     );
     let out = ok(&schedule(&db, &["resume", "whatsapp"]));
     assert!(
-        out.contains("whatsapp: resumed (it was paused: request invalid on disconnected device)"),
+        out.contains("whatsapp: resumed (it was paused until ")
+            && out.contains("Asia/Jakarta (UTC+07:00): request invalid on disconnected device)"),
         "{out}"
     );
     assert_eq!(

@@ -173,7 +173,8 @@ struct DateRow {
 /// `$4` the run date, `$5` the queue.
 ///
 /// - `hits`: unpaid invoices whose stage falls on a planned day; a "will be due"
-///   stage (offset ≤ 0) is never sent once the due date has passed.
+///   stage (offset ≤ 0) is never sent once the due date has passed. Invoices made
+///   by `test-dunning` / `test-whatsapp` (`is_test`) are never selected.
 /// - `chosen`: per invoice, only the newest applicable stage (catch-up sends one
 ///   reminder, not a backlog).
 /// - `cand`: one row per channel the customer can be reached on; a customer with
@@ -186,7 +187,7 @@ WITH plan AS (
 ), hits AS (
     SELECT i.id AS invoice_id, i.customer_id, i.number, i.due_date, p.stage, p.off, p.stage_date
     FROM plan p
-    JOIN invoices i ON i.status = 'unpaid' AND i.due_date = p.stage_date - p.off
+    JOIN invoices i ON i.status = 'unpaid' AND i.due_date = p.stage_date - p.off AND NOT i.is_test
     WHERE NOT (p.off <= 0 AND i.due_date < $4)
 ), chosen AS (
     SELECT DISTINCT ON (invoice_id) * FROM hits ORDER BY invoice_id, stage_date DESC

@@ -34,6 +34,7 @@ diesel::table! {
         paid_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        is_test -> Bool,
     }
 }
 

@@ -56,6 +56,22 @@ pub fn customer_display_name(raw: &str) -> String {
     }
 }
 
+/// What operator output (the scheduler's lines, `test-dunning`) shows for a customer
+/// with an empty name.
+pub const NO_NAME_LABEL: &str = "(no name)";
+
+/// A customer name in operator output: one line like in a message, and
+/// [`NO_NAME_LABEL`] when empty, so a line never reads "to  (email)". Messages say
+/// [`FALLBACK_CUSTOMER_NAME`] instead ("Halo Pelanggan,").
+pub fn customer_label(raw: &str) -> String {
+    let name = one_line(raw, MAX_FIELD_CHARS);
+    if name.is_empty() {
+        NO_NAME_LABEL.to_owned()
+    } else {
+        name
+    }
+}
+
 /// Characters that end a line or change how the surrounding text is laid out.
 fn is_breaking(c: char) -> bool {
     c.is_control()
@@ -101,5 +117,12 @@ mod tests {
     fn empty_name_gets_a_polite_fallback() {
         assert_eq!(customer_display_name(" \r\n\t "), "Pelanggan");
         assert_eq!(customer_display_name("Siti"), "Siti");
+    }
+
+    #[test]
+    fn operator_output_names_an_empty_name() {
+        assert_eq!(customer_label(""), "(no name)");
+        assert_eq!(customer_label(" \n "), "(no name)");
+        assert_eq!(customer_label("Siti\nBcc: x"), "Siti Bcc: x");
     }
 }

@@ -57,7 +57,9 @@ use crate::channel::Channel;
 use crate::format::{rupiah, tanggal};
 use crate::stage::{DEFAULT_STAGES, Stage, parse_stages};
 
-pub use clean::{FALLBACK_CUSTOMER_NAME, MAX_FIELD_CHARS, customer_display_name};
+pub use clean::{
+    FALLBACK_CUSTOMER_NAME, MAX_FIELD_CHARS, NO_NAME_LABEL, customer_display_name, customer_label,
+};
 use naming::{Key, Part, Scope};
 
 /// The invoice facts a message is rendered from.
@@ -235,6 +237,7 @@ impl Templates {
     ) -> Result<Self, TemplateError> {
         let mut templates = Self::with_builtins(company_name, stages);
         let Some(dir) = dir else {
+            templates.render_samples()?;
             return Ok(templates);
         };
         let files = scan(dir, &templates.stages)?;
@@ -259,7 +262,20 @@ impl Templates {
         for (key, source) in &sources {
             templates.validate(*key, source)?;
         }
+        templates.render_samples()?;
         Ok(templates)
+    }
+
+    /// Renders every configured stage on every channel with sample facts, built-in
+    /// texts included: whatever serves a message has rendered once before anything
+    /// is queued or sent.
+    fn render_samples(&self) -> Result<(), TemplateError> {
+        for &stage in &self.stages {
+            for channel in Channel::ALL {
+                self.render(stage, channel, &sample_facts())?;
+            }
+        }
+        Ok(())
     }
 
     fn with_builtins(company_name: &str, stages: &[Stage]) -> Self {

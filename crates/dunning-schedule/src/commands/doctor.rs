@@ -1,6 +1,8 @@
 //! `dunning-schedule doctor`: every check an operator would otherwise do by hand,
 //! each with ✅/❌ and, when it fails, the fix (the seed's Troubleshooting section).
 
+use std::fmt::Write as _;
+
 use diesel::pg::PgConnection;
 use dunning_channels::{PauseKind, SendError};
 use dunning_core::config::{MailDriver, WhatsAppDriver};
@@ -10,8 +12,9 @@ use dunning_store::ops::{health, stats};
 use dunning_store::scheduling;
 use time::OffsetDateTime;
 
-use super::human_secs;
 use super::test_whatsapp::reason_and_fix;
+use super::{human_secs, local_time};
+use crate::app::UsageError;
 use crate::output::Marks;
 
 /// A queue whose oldest ready job has waited this long is stuck.
@@ -27,6 +30,8 @@ const FIX_QUOTA: &str = "upgrade paket Fonnte atau tunggu reset bulanan (upgrade
 struct Check {
     name: &'static str,
     ok: bool,
+    /// Passed, but the operator should look at it (printed with the warning mark).
+    warn: bool,
     detail: String,
     fix: Option<String>,
 }
@@ -36,26 +41,42 @@ impl Check {
         Check {
             name,
             ok: true,
+            warn: false,
             detail: detail.into(),
             fix: None,
+        }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            warn: true,
+            detail: detail.into(),
+            fix: Some(fix.into()),
         }
     }
     fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
             name,
             ok: false,
+            warn: false,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
     }
 }
 
-/// Runs every check and prints it as it completes; exit 1 when any fails.
+/// Runs every check and prints it as it completes; exit 1 when any fails, exit 2 when
+/// the templates are broken (a configuration error, like at the scheduler's start).
 pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Result<()> {
     println!("{} Dunning doctor", m.info);
     let mut failed = 0;
     let mut report = |c: Check| {
-        let mark = if c.ok { m.ok } else { m.error };
+        let mark = match (c.ok, c.warn) {
+            (false, _) => m.error,
+            (true, true) => m.warn,
+            (true, false) => m.ok,
+        };
         println!("{mark} {}: {}", c.name, c.detail);
         if let Some(fix) = c.fix {
             println!("   Fix: {fix}");
@@ -98,10 +119,10 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
                 ),
             ));
             for check in [
-                scheduler(&mut conn, today),
+                scheduler(&mut conn, settings, today),
                 workers(&mut conn, heartbeat_max_age),
                 queue(&mut conn),
-                paused(&mut conn),
+                paused(&mut conn, settings),
             ] {
                 report(check.unwrap_or_else(|e| {
                     Check::fail(
@@ -128,9 +149,17 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
     }
     report(smtp(settings));
     report(fonnte(settings));
-    report(templates(settings));
+    report(company(settings));
+    let template_check = templates(settings);
+    let broken_templates = !template_check.ok;
+    report(template_check);
 
-    if failed == 0 {
+    if broken_templates {
+        Err(UsageError(format!(
+            "doctor: the templates are broken ({failed} check(s) failed): the scheduler and the workers refuse to start until the file named above is fixed"
+        ))
+        .into())
+    } else if failed == 0 {
         println!("{} All checks passed.", m.ok);
         Ok(())
     } else {
@@ -174,7 +203,11 @@ fn database(settings: &Settings) -> Result<PgConnection, Check> {
     }
 }
 
-fn scheduler(conn: &mut PgConnection, today: time::Date) -> anyhow::Result<Check> {
+fn scheduler(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    today: time::Date,
+) -> anyhow::Result<Check> {
     let name = "Scheduler";
     let Some(last) = health::last_run(conn)? else {
         return Ok(Check::fail(
@@ -185,9 +218,9 @@ fn scheduler(conn: &mut PgConnection, today: time::Date) -> anyhow::Result<Check
     };
     let missed = scheduling::missed_days(conn, today, MISSED_WINDOW_DAYS)?;
     let ran = format!(
-        "last run for {} finished {} UTC on {} ({} dispatched, {} skipped)",
+        "last run for {} finished {} on {} ({} dispatched, {} skipped)",
         last.run_date,
-        last.finished_at.to_offset(time::UtcOffset::UTC).date(),
+        local_time(settings, last.finished_at),
         if last.host.is_empty() {
             "?"
         } else {
@@ -290,7 +323,7 @@ fn queue(conn: &mut PgConnection) -> anyhow::Result<Check> {
     Ok(Check::pass(name, format!("{detail}{oldest}")))
 }
 
-fn paused(conn: &mut PgConnection) -> anyhow::Result<Check> {
+fn paused(conn: &mut PgConnection, settings: &Settings) -> anyhow::Result<Check> {
     let name = "Channels";
     let paused = health::paused_channels(conn)?;
     if paused.is_empty() {
@@ -300,9 +333,9 @@ fn paused(conn: &mut PgConnection) -> anyhow::Result<Check> {
         .iter()
         .map(|p| {
             format!(
-                "{} paused until {} UTC: {}",
+                "{} paused until {}: {}",
                 p.channel,
-                p.paused_until.to_offset(time::UtcOffset::UTC),
+                local_time(settings, p.paused_until),
                 p.pause_reason.as_deref().unwrap_or("no reason recorded")
             )
         })
@@ -310,7 +343,7 @@ fn paused(conn: &mut PgConnection) -> anyhow::Result<Check> {
     Ok(Check::fail(
         name,
         list.join("; "),
-        "fix the reason shown (it says how); the workers try the channel again when the pause ends",
+        "fix the reason shown (it says how), then `dunning-schedule resume CHANNEL`; otherwise the workers try the channel again when the pause ends",
     ))
 }
 
@@ -410,6 +443,28 @@ fn fonnte(settings: &Settings) -> Check {
     }
 }
 
+/// The default of `DUNNING_COMPANY_NAME`: the seed's example provider.
+const DEFAULT_COMPANY: &str = "Wikarta Provider";
+
+fn company(settings: &Settings) -> Check {
+    let name = "Company name";
+    let signed = format!(
+        "messages are signed \"Salam, Tim {}\" (DUNNING_COMPANY_NAME)",
+        settings.company_name
+    );
+    if settings.company_name.trim() == DEFAULT_COMPANY {
+        Check::warn(
+            name,
+            format!("{signed}: still the default, the seed's example company"),
+            "set DUNNING_COMPANY_NAME in .env to your company's name, e.g. DUNNING_COMPANY_NAME=\"PT Wikarta Net\" (quotes for spaces)",
+        )
+    } else {
+        Check::pass(name, signed)
+    }
+}
+
+/// Checks the templates like the scheduler and the workers do at start, and lists
+/// which file serves each stage and channel (built-in or the override's path).
 fn templates(settings: &Settings) -> Check {
     let name = "Templates";
     match Templates::load(
@@ -417,13 +472,19 @@ fn templates(settings: &Settings) -> Check {
         settings.templates_dir.as_deref(),
         &settings.stages,
     ) {
-        Ok(_) => Check::pass(
-            name,
-            match &settings.templates_dir {
+        Ok(t) => {
+            let mut detail = match &settings.templates_dir {
                 Some(dir) => format!("{} and the built-in texts are valid", dir.display()),
-                None => "built-in texts (DUNNING_TEMPLATES_DIR not set)".into(),
-            },
-        ),
+                None => "built-in texts (DUNNING_TEMPLATES_DIR not set), valid".into(),
+            };
+            detail.push_str("; each stage and channel is served by:");
+            for (file, origin) in t.sources() {
+                // `T-3.email.subject.txt` → `T-3 email subject`.
+                let what = file.trim_end_matches(".txt").replace('.', " ");
+                let _ = write!(detail, "\n     {what:<24} {origin}");
+            }
+            Check::pass(name, detail)
+        }
         Err(e) => Check::fail(
             name,
             e.to_string(),

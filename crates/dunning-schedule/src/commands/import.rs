@@ -90,17 +90,35 @@ pub fn run(
             bad.len()
         ));
     }
+    let invoices_name = invoices
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let invoice_lines: HashMap<String, u64> = invoice_rows
+        .iter()
+        .map(|(line, i)| (i.number.clone(), *line))
+        .collect();
     let customers: Vec<CustomerRow> = customer_rows.into_iter().map(|(_, c)| c).collect();
     let invoices: Vec<InvoiceRow> = invoice_rows.into_iter().map(|(_, i)| i).collect();
     let bar = progress((customers.len() + invoices.len()) as u64);
     let started = std::time::Instant::now();
-    let (c, i) = conn.transaction::<_, anyhow::Error, _>(|conn| {
+    let (c, (i, conflicts)) = conn.transaction::<_, anyhow::Error, _>(|conn| {
         let mut tick = |n: usize| bar.inc(n as u64);
         let c = import::upsert_customers(conn, &customers, &mut tick)?;
         let i = import::upsert_invoices(conn, &invoices, &mut tick)?;
         Ok((c, i))
     })?;
     bar.finish_and_clear();
+    for conflict in &conflicts {
+        let at = invoice_lines
+            .get(conflict.number.as_str())
+            .map(|line| format!("{}:{line}: ", invoices_name))
+            .unwrap_or_default();
+        println!(
+            "{at}conflict: {n} is {s} in the database but the file says unpaid; kept {s} (no reminders). If it was marked {s} by mistake, run `dunning-schedule invoice unpaid {n}`; if it is {s}, write {s} in the file",
+            n = conflict.number,
+            s = conflict.status
+        );
+    }
     if !customers.is_empty() {
         println!(
             "Customers: {} created, {} updated, {} unchanged",
@@ -108,8 +126,13 @@ pub fn run(
         );
     }
     if !invoices.is_empty() {
+        let conflicts = if i.conflicts > 0 {
+            format!(", {} conflict(s) listed above (status kept)", i.conflicts)
+        } else {
+            String::new()
+        };
         println!(
-            "Invoices: {} created, {} updated, {} unchanged",
+            "Invoices: {} created, {} updated, {} unchanged{conflicts}",
             i.created, i.updated, i.unchanged
         );
     }
@@ -154,13 +177,42 @@ impl Columns {
     }
 }
 
-/// Opens a CSV file and checks its header.
+/// Separators a CSV file may use: Excel writes `;` where the decimal mark is a comma
+/// (Indonesian and most European locales), "Text (Tab delimited)" writes tabs.
+const SEPARATORS: [(u8, &str); 3] = [(b',', "comma ','"), (b';', "semicolon ';'"), (b'\t', "tab")];
+
+/// Opens a CSV file and checks its header. The separator is the one of
+/// [`SEPARATORS`] under which the header names the most known columns.
 fn open(
     path: &Path,
     required: &[&str],
     optional: &[&str],
 ) -> anyhow::Result<(csv::Reader<std::fs::File>, Columns)> {
+    let head = sniff(path)?;
+    let header_line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let known = |sep: u8| {
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(sep)
+            .flexible(true)
+            .from_reader(header_line);
+        r.headers().map_or(0, |h| {
+            h.iter()
+                .filter(|c| {
+                    let c = c.trim().to_ascii_lowercase();
+                    required.contains(&c.as_str()) || optional.contains(&c.as_str())
+                })
+                .count()
+        })
+    };
+    // Comma wins ties: it is the format the docs and the examples use.
+    let (sep, sep_name) = SEPARATORS
+        .iter()
+        .copied()
+        .rev()
+        .max_by_key(|(sep, _)| known(*sep))
+        .unwrap_or(SEPARATORS[0]);
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sep)
         .flexible(true)
         .from_path(path)
         .map_err(|e| UsageError(format!("{}: cannot open: {e}", path.display())))?;
@@ -187,10 +239,15 @@ fn open(
         let mut all = required.to_vec();
         all.extend_from_slice(optional);
         return Err(UsageError(format!(
-            "{}: missing column(s) {}; the first line must name the columns: {} (see docs/examples/)",
+            "{}: missing column(s) {}; the first line must name the columns, separated by commas, semicolons or tabs: {} (see docs/examples/); read with the {sep_name} as separator, the first line has: {}",
             path.display(),
             missing.join(", "),
-            all.join(",")
+            all.join(","),
+            headers
+                .iter()
+                .map(|h| format!("{:?}", h.trim()))
+                .collect::<Vec<_>>()
+                .join(" | ")
         ))
         .into());
     }
@@ -201,6 +258,36 @@ fn open(
             width: headers.len(),
         },
     ))
+}
+
+/// The first bytes of a file (UTF-8 BOM removed), refusing the files Excel writes
+/// that are not CSV UTF-8, with the way to save them right.
+fn sniff(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8192);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8192).read_to_end(&mut head))
+        .map_err(|e| UsageError(format!("{}: cannot open: {e}", path.display())))?;
+    const SAVE_AS: &str = "in Excel choose File > Save As > \"CSV UTF-8 (Comma delimited) (*.csv)\" (LibreOffice: Save As > Text CSV, character set UTF-8) and import that file";
+    let kind = if head.starts_with(b"PK\x03\x04") {
+        Some("an Excel workbook (.xlsx) or another zip file, not CSV")
+    } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        Some("an old Excel workbook (.xls), not CSV")
+    } else if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        Some("text saved as UTF-16 (Excel's \"Unicode Text\"), not CSV UTF-8")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(UsageError(format!(
+            "{}: this file is {kind}: {SAVE_AS}",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(head
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .map_or(head.clone(), <[u8]>::to_vec))
 }
 
 /// Reads every record; unreadable records and wrong field counts become bad rows.

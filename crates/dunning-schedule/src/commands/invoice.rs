@@ -1,4 +1,4 @@
-//! `dunning-schedule invoice paid|void <number>…`.
+//! `dunning-schedule invoice paid|void|unpaid <number>…`.
 
 use dunning_core::Settings;
 use dunning_store::billing;
@@ -13,7 +13,13 @@ pub fn set_status(settings: &Settings, numbers: &[String], status: &str) -> anyh
     for number in numbers {
         let number = number.trim();
         if billing::set_invoice_status(&mut conn, number, status)? {
-            println!("{number}: marked {status}; no more reminders for it");
+            if status == "unpaid" {
+                println!(
+                    "{number}: marked unpaid; reminded again from the next scheduler run (a stage already sent for this due date is not sent twice)"
+                );
+            } else {
+                println!("{number}: marked {status}; no more reminders for it");
+            }
         } else {
             println!("{number}: no invoice has this number");
             unknown.push(number.to_owned());

@@ -11,7 +11,10 @@ mod test_dunning;
 mod test_whatsapp;
 
 use dunning_core::Settings;
+use dunning_core::message::Templates;
+use time::OffsetDateTime;
 
+use crate::app::UsageError;
 use crate::cli::{Command, InvoiceAction};
 use crate::output::Marks;
 
@@ -72,11 +75,44 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Invoice { action } => match action {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
+            InvoiceAction::Unpaid { numbers } => invoice::set_status(settings, &numbers, "unpaid"),
         },
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")
         }
     }
+}
+
+/// Loads and checks the message templates (the `DUNNING_TEMPLATES_DIR` overrides and
+/// the built-in texts) exactly as the worker will at its start. Called before anything
+/// is queued: a broken template must stop the 08:00 run (exit 2, file:line and the
+/// variable), not the workers after the jobs are in the queue.
+pub fn load_templates(settings: &Settings) -> anyhow::Result<Templates> {
+    Templates::load(
+        &settings.company_name,
+        settings.templates_dir.as_deref(),
+        &settings.stages,
+    )
+    .map_err(|e| {
+        UsageError(format!(
+            "template error, nothing was queued: {e}. Fix or remove the file named (docs/examples/templates/README.md), then run again"
+        ))
+        .into()
+    })
+}
+
+/// An instant as the operator reads it: local time in `DUNNING_TIMEZONE`, zone named,
+/// e.g. `2025-11-15 08:00:03 Asia/Jakarta (UTC+07:00)`.
+pub fn local_time(settings: &Settings, at: OffsetDateTime) -> String {
+    let local = settings.zone.local(at);
+    format!(
+        "{} {:02}:{:02}:{:02} {}",
+        local.date(),
+        local.hour(),
+        local.minute(),
+        local.second(),
+        settings.zone
+    )
 }
 
 /// The seed's markers that [`Marks`] does not carry, emoji or plain like it.

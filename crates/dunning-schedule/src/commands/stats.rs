@@ -4,12 +4,13 @@
 use std::fmt::Write as _;
 
 use dunning_core::Settings;
+use dunning_store::ops::health::{self, LastRun, Paused};
 use dunning_store::ops::stats::{self, ChannelStatus, DayCount, QueueHealth};
 use dunning_store::scheduling;
 use serde_json::json;
 use time::{Date, OffsetDateTime};
 
-use super::{Extra, human_secs};
+use super::{Extra, human_secs, local_time};
 use crate::app;
 use crate::output::Marks;
 
@@ -40,6 +41,8 @@ pub fn run(
         whatsapp_sent: scheduling::whatsapp_sent_this_month(&mut conn, day, offset)?,
         quota: i64::from(settings.fonnte_monthly_quota),
         history: stats::per_day(&mut conn, day, days, offset)?,
+        last_run: health::last_run(&mut conn)?,
+        paused: health::paused_channels(&mut conn)?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report.json(settings))?);
@@ -57,6 +60,8 @@ struct Report {
     whatsapp_sent: i64,
     quota: i64,
     history: Vec<DayCount>,
+    last_run: Option<LastRun>,
+    paused: Vec<Paused>,
 }
 
 impl Report {
@@ -109,6 +114,31 @@ impl Report {
             "{} Queue: {} waiting ({} ready now{oldest}), {} in progress",
             m.info, q.waiting, q.ready, q.reserved
         );
+        match &self.last_run {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "{} Scheduler: last run for {} finished {}",
+                    m.info,
+                    r.run_date,
+                    local_time(settings, r.finished_at)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{} Scheduler: no run recorded yet", m.warn);
+            }
+        }
+        for p in &self.paused {
+            let _ = writeln!(
+                out,
+                "{} {} paused until {}: {} (`dunning-schedule resume {}` after fixing it)",
+                m.warn,
+                p.channel,
+                local_time(settings, p.paused_until),
+                p.pause_reason.as_deref().unwrap_or("no reason recorded"),
+                p.channel
+            );
+        }
         let failed_mark = if self.failed_total > 0 { m.error } else { m.ok };
         let _ = writeln!(
             out,
@@ -186,6 +216,15 @@ impl Report {
                 "oldest_ready_seconds": self.queue.oldest_ready_secs,
             },
             "failed_total": self.failed_total,
+            "last_run": self.last_run.as_ref().map(|r| json!({
+                "run_date": r.run_date.to_string(),
+                "finished_at": local_time(settings, r.finished_at),
+            })),
+            "paused": self.paused.iter().map(|p| json!({
+                "channel": p.channel,
+                "until": local_time(settings, p.paused_until),
+                "reason": p.pause_reason,
+            })).collect::<Vec<_>>(),
             "whatsapp_quota": {
                 "limit": self.quota,
                 "sent_this_month": self.whatsapp_sent,

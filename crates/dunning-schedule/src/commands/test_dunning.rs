@@ -1,6 +1,7 @@
 //! `dunning-schedule test-dunning <email> <phone> [--stage T-3]`: the seed's `dunning:test`.
 
 use dunning_core::contact::{normalize_phone, validate_email};
+use dunning_core::message::customer_label;
 use dunning_core::{Settings, Stage};
 use dunning_store::ops::{health, test_dunning};
 use time::OffsetDateTime;
@@ -45,6 +46,7 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
         ))
         .into());
     }
+    super::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
     let question = format!(
         "{} Ini akan mengirim WhatsApp & Email ke customer. Lanjutkan?",
@@ -56,13 +58,7 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
     }
     let today = settings.zone.date_at(OffsetDateTime::now_utc());
     let due = stage.target_due_date(today);
-    // Every way the phone may be stored: 628…, 08…, 8….
-    let national = &normalized[2..];
-    let forms = [
-        normalized.clone(),
-        format!("0{national}"),
-        national.to_owned(),
-    ];
+    let forms = phone_forms(&normalized);
     let prefix = format!(
         "INV-{:04}{:02}{:02}-",
         today.year(),
@@ -88,18 +84,26 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
     if created.customer_created {
         println!(
             "{} Customer test dibuat: {} (ID: {})",
-            m.ok, created.customer_name, created.customer_id
+            m.ok,
+            customer_label(&created.customer_name),
+            created.customer_id
         );
     } else {
         println!(
             "{} Menggunakan customer existing: {} (ID: {})",
-            m.ok, created.customer_name, created.customer_id
+            m.ok,
+            customer_label(&created.customer_name),
+            created.customer_id
         );
     }
     println!("{} Membuat invoice test...", x.invoice);
     println!("{} Invoice created: {}", m.ok, created.invoice_number);
     println!("{} Mengirim dunning notification ({stage})...", m.whatsapp);
     println!("{} Job dispatched!", m.ok);
+    println!(
+        "   {} is a test invoice: the daily run never reminds it (no later stage follows)",
+        created.invoice_number
+    );
     let ids: Vec<String> = created
         .notification_ids
         .iter()
@@ -120,4 +124,14 @@ pub fn run(settings: &Settings, args: &Args<'_>, m: Marks) -> anyhow::Result<()>
         );
     }
     Ok(())
+}
+
+/// Every way a phone (normalised `628…`) may be stored: `628…`, `08…`, `8…`.
+pub(super) fn phone_forms(normalized: &str) -> [String; 3] {
+    let national = normalized.strip_prefix("62").unwrap_or(normalized);
+    [
+        normalized.to_owned(),
+        format!("0{national}"),
+        national.to_owned(),
+    ]
 }

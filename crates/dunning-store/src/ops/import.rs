@@ -39,12 +39,15 @@ pub struct InvoiceRow {
     pub status: String,
 }
 
-/// What an upsert did.
+/// What an upsert did. Every row is counted once: `created + updated + unchanged +
+/// conflicts` is the number of rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Rows whose status the database keeps against the file (see [`Conflict`]).
+    pub conflicts: usize,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -52,7 +55,21 @@ impl std::ops::AddAssign for Counts {
         self.created += o.created;
         self.updated += o.updated;
         self.unchanged += o.unchanged;
+        self.conflicts += o.conflicts;
     }
+}
+
+/// An invoice the file says is `unpaid` while the database has it `paid` or `void`:
+/// the database's status is kept (a payment recorded since the export, or an
+/// operator's `invoice paid`, must not restart reminders). Its other columns are
+/// updated from the file as usual.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Conflict {
+    #[diesel(sql_type = Text)]
+    pub number: String,
+    /// `paid` or `void`: the status kept.
+    #[diesel(sql_type = Text)]
+    pub status: String,
 }
 
 /// Ids, names, emails and phones of customer rows, column by column.
@@ -67,6 +84,14 @@ type Columns<'a> = (
 struct Upserted {
     #[diesel(sql_type = Bool)]
     inserted: bool,
+}
+
+#[derive(QueryableByName)]
+struct UpsertedInvoice {
+    #[diesel(sql_type = Bool)]
+    inserted: bool,
+    #[diesel(sql_type = Text)]
+    number: String,
 }
 
 #[derive(QueryableByName)]
@@ -89,6 +114,7 @@ fn counts(batch: usize, rows: &[Upserted]) -> Counts {
         created,
         updated: rows.len() - created,
         unchanged: batch - rows.len(),
+        conflicts: 0,
     }
 }
 
@@ -205,6 +231,7 @@ pub fn upsert_customers(
             created,
             updated,
             unchanged: ids.len() - updated,
+            conflicts: 0,
         };
         progress(chunk.len());
     }
@@ -215,12 +242,14 @@ pub fn upsert_customers(
 /// check beforehand that every one exists). An invoice that is `paid` or `void` in
 /// the database stays so when the file still says `unpaid`: an operator's
 /// `invoice paid` or a payment recorded since the export must not restart reminders.
+/// Those rows are returned as conflicts, so the operator hears about them.
 pub fn upsert_invoices(
     conn: &mut PgConnection,
     rows: &[InvoiceRow],
     progress: &mut dyn FnMut(usize),
-) -> Result<Counts> {
+) -> Result<(Counts, Vec<Conflict>)> {
     let mut total = Counts::default();
+    let mut all_conflicts = Vec::new();
     for chunk in rows.chunks(BATCH) {
         let numbers: Vec<&str> = chunk.iter().map(|r| r.number.as_str()).collect();
         let ext: Vec<&str> = chunk
@@ -230,7 +259,17 @@ pub fn upsert_invoices(
         let amounts: Vec<i64> = chunk.iter().map(|r| r.amount).collect();
         let dues: Vec<Date> = chunk.iter().map(|r| r.due_date).collect();
         let statuses: Vec<&str> = chunk.iter().map(|r| r.status.as_str()).collect();
-        let done: Vec<Upserted> = diesel::sql_query(
+        let conflicts: Vec<Conflict> = diesel::sql_query(
+            "SELECT i.number, i.status
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS v(number, status, ord)
+             JOIN invoices i ON i.number = v.number
+             WHERE v.status = 'unpaid' AND i.status <> 'unpaid'
+             ORDER BY v.ord",
+        )
+        .bind::<Array<Text>, _>(&numbers)
+        .bind::<Array<Text>, _>(&statuses)
+        .load(conn)?;
+        let done: Vec<UpsertedInvoice> = diesel::sql_query(
             "INSERT INTO invoices AS i (number, customer_id, amount, due_date, status, paid_at)
              SELECT v.number, c.id, v.amount, v.due_date, v.status,
                     CASE WHEN v.status = 'paid' THEN now() END
@@ -251,7 +290,7 @@ pub fn upsert_invoices(
              WHERE (i.customer_id, i.amount, i.due_date)
                    IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.amount, EXCLUDED.due_date)
                 OR (EXCLUDED.status <> 'unpaid' AND i.status <> EXCLUDED.status)
-             RETURNING (xmax = 0) AS inserted",
+             RETURNING (xmax = 0) AS inserted, i.number",
         )
         .bind::<Array<Text>, _>(&numbers)
         .bind::<Array<Text>, _>(&ext)
@@ -259,8 +298,20 @@ pub fn upsert_invoices(
         .bind::<Array<SqlDate>, _>(&dues)
         .bind::<Array<Text>, _>(&statuses)
         .load(conn)?;
-        total += counts(chunk.len(), &done);
+        let conflicting: HashSet<&str> = conflicts.iter().map(|c| c.number.as_str()).collect();
+        let created = done.iter().filter(|r| r.inserted).count();
+        let updated = done
+            .iter()
+            .filter(|r| !r.inserted && !conflicting.contains(r.number.as_str()))
+            .count();
+        total += Counts {
+            created,
+            updated,
+            unchanged: chunk.len() - created - updated - conflicts.len(),
+            conflicts: conflicts.len(),
+        };
+        all_conflicts.extend(conflicts);
         progress(chunk.len());
     }
-    Ok(total)
+    Ok((total, all_conflicts))
 }

@@ -1,5 +1,6 @@
-//! `dunning-schedule test-dunning`: a test customer and invoice, queued like the
-//! scheduler queues a real one.
+//! `dunning-schedule test-dunning` and `test-whatsapp`: a test customer and invoice,
+//! queued like the scheduler queues a real one, and the ledger row of a test WhatsApp
+//! message (so it counts against the monthly quota like a reminder).
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -71,6 +72,10 @@ fn six_digits(attempt: u32) -> u32 {
 /// creates an unpaid invoice with a fresh number, and queues one delivery per channel
 /// with the scheduler's rows (a `queued` ledger row for today and a job on `queue`).
 ///
+/// The invoice is marked `is_test`: the worker delivers these two reminders like any
+/// other, but the daily run never selects the invoice, so no later stage (T-1, T+3…)
+/// is ever sent for it.
+///
 /// Both contacts must match: the worker sends to the customer's contacts on file, so
 /// reusing a customer found by email alone could send the test WhatsApp to a real
 /// customer's phone.
@@ -104,8 +109,8 @@ pub fn create(conn: &mut PgConnection, req: &TestRequest<'_>) -> Result<TestDunn
         for attempt in 0..50 {
             let number = format!("{}{:06}", req.number_prefix, six_digits(attempt));
             let id: Option<Id> = diesel::sql_query(
-                "INSERT INTO invoices (number, customer_id, amount, due_date)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (number) DO NOTHING RETURNING id",
+                "INSERT INTO invoices (number, customer_id, amount, due_date, is_test)
+                 VALUES ($1, $2, $3, $4, true) ON CONFLICT (number) DO NOTHING RETURNING id",
             )
             .bind::<Text, _>(&number)
             .bind::<BigInt, _>(customer_id)
@@ -151,5 +156,81 @@ pub fn create(conn: &mut PgConnection, req: &TestRequest<'_>) -> Result<TestDunn
             invoice_number,
             notification_ids: ids.into_iter().map(|i| i.id).collect(),
         })
+    })
+}
+
+/// A WhatsApp test message that was sent.
+#[derive(Debug, Clone)]
+pub struct TestWhatsApp<'a> {
+    /// As typed (stored so for a new customer); `phone_forms` are the digit strings
+    /// it may be stored as.
+    pub phone: &'a str,
+    pub phone_forms: &'a [String],
+    /// Name for a customer that has to be created.
+    pub customer_name: &'a str,
+    /// Today's local date.
+    pub run_date: Date,
+    /// `TEST-WA-YYYYMMDD-`; six digits are appended.
+    pub number_prefix: &'a str,
+    pub provider_message_id: Option<&'a str>,
+}
+
+/// Records a sent `test-whatsapp` message in the ledger as a `sent` WhatsApp row, so
+/// that the monthly quota (`FONNTE_MONTHLY_QUOTA`, counted from the ledger by the
+/// worker, `stats`, `doctor` and `--dry-run`) counts it like a reminder.
+///
+/// Every ledger row belongs to an invoice, and one invoice gets one WhatsApp row per
+/// day, so each test message gets its own invoice: amount 0, `void` and `is_test`, so
+/// nothing ever reminds it. It belongs to the customer with this phone number, or to
+/// a new customer without email. Returns the ledger row's id.
+pub fn record_whatsapp(conn: &mut PgConnection, t: &TestWhatsApp<'_>) -> Result<i64> {
+    conn.transaction(|conn| {
+        let found: Option<Found> = diesel::sql_query(
+            "SELECT id, name FROM customers
+             WHERE regexp_replace(COALESCE(phone, ''), '[^0-9]', '', 'g') = ANY($1)
+             ORDER BY id
+             LIMIT 1",
+        )
+        .bind::<Array<Text>, _>(t.phone_forms)
+        .get_result(conn)
+        .optional()?;
+        let customer_id = match found {
+            Some(f) => f.id,
+            None => {
+                let id: Id = diesel::sql_query(
+                    "INSERT INTO customers (name, phone) VALUES ($1, $2) RETURNING id",
+                )
+                .bind::<Text, _>(t.customer_name)
+                .bind::<Text, _>(t.phone)
+                .get_result(conn)?;
+                id.id
+            }
+        };
+        for attempt in 0..50 {
+            let number = format!("{}{:06}", t.number_prefix, six_digits(attempt));
+            let id: Option<Id> = diesel::sql_query(
+                "WITH inv AS (
+                     INSERT INTO invoices (number, customer_id, amount, due_date, status, is_test)
+                     VALUES ($1, $2, 0, $3, 'void', true)
+                     ON CONFLICT (number) DO NOTHING RETURNING id, due_date
+                 )
+                 INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date,
+                                            recipient, status, attempts, provider_message_id, sent_at)
+                 SELECT inv.id, $2, 'test', 'whatsapp', $3, inv.due_date, $4, 'sent', 1, $5, now()
+                 FROM inv
+                 RETURNING id",
+            )
+            .bind::<Text, _>(&number)
+            .bind::<BigInt, _>(customer_id)
+            .bind::<SqlDate, _>(t.run_date)
+            .bind::<Text, _>(t.phone)
+            .bind::<Nullable<Text>, _>(t.provider_message_id)
+            .get_result(conn)
+            .optional()?;
+            if let Some(id) = id {
+                return Ok(id.id);
+            }
+        }
+        Err(StoreError::Query(diesel::result::Error::NotFound))
     })
 }

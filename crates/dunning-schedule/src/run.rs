@@ -13,10 +13,13 @@ use crate::output::Marks;
 
 /// Runs the scheduler and prints its report; returns the text printed.
 pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
+    let today = settings.zone.date_at(OffsetDateTime::now_utc());
     let run_date = match &args.date {
         Some(d) => app::parse_date("--date", d)?,
-        None => settings.zone.date_at(OffsetDateTime::now_utc()),
+        None => today,
     };
+    check_run_date(run_date, today, args)?;
+    let backfill = run_date != today;
     let marks = Marks::detect(args.emoji);
     let mut conn = app::connect_migrated(settings)?;
     let host = dunning_store::db::hostname();
@@ -25,11 +28,14 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         &Request {
             run_date,
             stages: &settings.stages,
-            catch_up_days: args.catch_up_days,
+            // Catch-up makes up for days the daily run missed before today; a run
+            // for another day does exactly that day.
+            catch_up_days: if backfill { 0 } else { args.catch_up_days },
             queue: &args.queue,
             dry_run: args.dry_run,
             lines: !(args.quiet || args.json),
             host: &host,
+            backfill,
         },
     )?;
     let quota = if args.dry_run || args.json {
@@ -43,11 +49,50 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         None
     };
     let text = if args.json {
-        serde_json::to_string_pretty(&summary_json(settings, run_date, args, &report, quota))?
+        let mut summary = summary_json(settings, run_date, args, &report, quota);
+        summary["backfill"] = json!(backfill);
+        serde_json::to_string_pretty(&summary)?
     } else {
-        render_text(settings, run_date, args, &report, quota, marks)
+        let mut text = render_text(settings, run_date, args, &report, quota, marks);
+        if backfill {
+            let _ = write!(
+                text,
+                "\n   {} Backfill: a run for {run_date}, not today ({today}), is recorded as a backfill; it does not count as today's run for `doctor` and catch-up, and catches up no other day.",
+                marks.info
+            );
+        }
+        text
     };
     println!("{text}");
+    Ok(())
+}
+
+/// How far `--date` may be from today without `--force`.
+const MAX_DAYS_AWAY: i64 = 366;
+
+/// Refuses a `--date` far from today (most likely a typo: 2062 for 2026) unless
+/// `--force`, and always one so close to the calendar's ends (years 1 and 9999)
+/// that its stage dates or its month would fall outside it.
+fn check_run_date(run_date: Date, today: Date, args: &RunArgs) -> anyhow::Result<()> {
+    let away = (run_date - today).whole_days();
+    if away.abs() > MAX_DAYS_AWAY && !args.force {
+        return Err(app::UsageError(format!(
+            "--date {run_date} is {} days {} today ({today}): if that is really the day you mean, add --force",
+            away.abs(),
+            if away > 0 { "after" } else { "before" },
+        ))
+        .into());
+    }
+    // Stages are at most 999 days from the due date; the quota month adds 31 days.
+    let margin = time::Duration::days(1000 + 31 + i64::from(args.catch_up_days));
+    if run_date.checked_add(margin).is_none() || run_date.checked_sub(margin).is_none() {
+        return Err(app::UsageError(format!(
+            "--date {run_date} is too close to the end of the calendar: its stage dates cannot be computed; use a date between {} and {}",
+            Date::MIN + margin,
+            Date::MAX - margin
+        ))
+        .into());
+    }
     Ok(())
 }
 

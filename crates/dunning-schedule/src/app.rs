@@ -5,6 +5,7 @@ use std::fmt;
 use diesel::pg::PgConnection;
 use dunning_core::Settings;
 use dunning_core::config::ConfigError;
+use dunning_core::startup::Exit;
 
 /// A usage or configuration problem: exit code 2.
 #[derive(Debug)]
@@ -18,32 +19,20 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The exit code for an error: 2 for usage and configuration, 1 for everything else.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+/// The exit code for an error: [`Exit::Usage`] for usage and configuration,
+/// [`Exit::Failure`] for everything else.
+pub fn exit_code(err: &anyhow::Error) -> Exit {
     if err
         .chain()
         .any(|e| e.is::<UsageError>() || e.is::<ConfigError>())
     {
-        2
+        Exit::Usage
     } else {
-        1
+        Exit::Failure
     }
 }
 
-/// Loads `.env` from the working directory into the environment, if there is one.
-/// Call it before parsing the command line, so that flags with an `env =` name can
-/// be set in `.env` too. Variables already in the environment win.
-pub fn load_dotenv() -> Result<(), UsageError> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(UsageError(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        ))),
-    }
-}
-
-/// Reads the settings from the environment (after [`load_dotenv`]).
+/// Reads the settings from the environment (after `startup::load_dotenv`).
 pub fn load_settings() -> anyhow::Result<Settings> {
     Ok(Settings::from_env()?)
 }

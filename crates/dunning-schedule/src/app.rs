@@ -50,13 +50,27 @@ pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {
     Ok(dunning_store::db::connect(url.expose())?)
 }
 
+/// The dates a date flag accepts: far enough from the calendar's ends (years -9999
+/// and 9999) that every date computed from them (stage days, months, chart days)
+/// exists.
+const DATES: std::ops::RangeInclusive<time::Date> =
+    time::macros::date!(1900 - 01 - 01)..=time::macros::date!(9000 - 12 - 31);
+
 /// Parses a `YYYY-MM-DD` flag.
 pub fn parse_date(flag: &str, value: &str) -> anyhow::Result<time::Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value.trim(), &format).map_err(|_| {
+    let date = time::Date::parse(value.trim(), &format).map_err(|_| {
         UsageError(format!(
             "{flag} {value:?} is not a date: write YYYY-MM-DD, e.g. 2025-11-15"
         ))
-        .into()
-    })
+    })?;
+    if !DATES.contains(&date) {
+        return Err(UsageError(format!(
+            "{flag} {date} is out of range: use a date from {} to {}",
+            DATES.start(),
+            DATES.end()
+        ))
+        .into());
+    }
+    Ok(date)
 }

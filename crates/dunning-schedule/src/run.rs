@@ -71,8 +71,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
 const MAX_DAYS_AWAY: i64 = 366;
 
 /// Refuses a `--date` far from today (most likely a typo: 2062 for 2026) unless
-/// `--force`, and always one so close to the calendar's ends (years 1 and 9999)
-/// that its stage dates or its month would fall outside it.
+/// `--force`. (Dates near the calendar's ends are refused by `app::parse_date`.)
 fn check_run_date(run_date: Date, today: Date, args: &RunArgs) -> anyhow::Result<()> {
     let away = (run_date - today).whole_days();
     if away.abs() > MAX_DAYS_AWAY && !args.force {
@@ -80,16 +79,6 @@ fn check_run_date(run_date: Date, today: Date, args: &RunArgs) -> anyhow::Result
             "--date {run_date} is {} days {} today ({today}): if that is really the day you mean, add --force",
             away.abs(),
             if away > 0 { "after" } else { "before" },
-        ))
-        .into());
-    }
-    // Stages are at most 999 days from the due date; the quota month adds 31 days.
-    let margin = time::Duration::days(1000 + 31 + i64::from(args.catch_up_days));
-    if run_date.checked_add(margin).is_none() || run_date.checked_sub(margin).is_none() {
-        return Err(app::UsageError(format!(
-            "--date {run_date} is too close to the end of the calendar: its stage dates cannot be computed; use a date between {} and {}",
-            Date::MIN + margin,
-            Date::MAX - margin
         ))
         .into());
     }

@@ -59,6 +59,18 @@ fn the_last_day_of_the_calendar_is_refused_not_a_panic() {
         assert!(err.contains("--date"), "{args:?}: {err}");
     }
     assert_eq!(runs(&env), 0, "nothing may be recorded for a refused date");
+    // The other date flags too.
+    for args in [
+        &["stats", "--date", "9999-12-31"][..],
+        &["stats", "--date=-9999-01-01", "--days", "366"],
+        &["failed", "--since", "9999-12-31"],
+    ] {
+        let out = env.run(args);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        expect_code(&out, 2);
+        assert!(err.contains("out of range"), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -18,8 +18,9 @@ pub enum ConfigError {
     /// A required variable is not set.
     #[error("{var} is not set: {hint}")]
     Missing { var: &'static str, hint: String },
-    /// A variable is set to something we cannot use.
-    #[error("{var}={value:?} is invalid: {hint}")]
+    /// A variable is set to something we cannot use. The value is shown only when
+    /// the variable's name is not a secret's (see [`is_secret_name`]).
+    #[error("{}", invalid_message(var, value, hint))]
     Invalid {
         var: &'static str,
         value: String,
@@ -34,6 +35,118 @@ impl ConfigError {
             ConfigError::Missing { var, .. } | ConfigError::Invalid { var, .. } => var,
         }
     }
+}
+
+fn invalid_message(var: &str, value: &str, hint: &str) -> String {
+    if is_secret_name(var) {
+        format!("{var} is invalid (its value is not shown): {hint}")
+    } else {
+        format!("{var}={value:?} is invalid: {hint}")
+    }
+}
+
+/// True for a variable whose value must never be printed: a name containing
+/// `PASSWORD`, `TOKEN`, `SECRET` or `KEY`, and `DATABASE_URL` (it carries a password).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper == "DATABASE_URL"
+        || ["PASSWORD", "TOKEN", "SECRET", "KEY"]
+            .iter()
+            .any(|w| upper.contains(w))
+}
+
+/// Where DATABASE_URL's format is explained.
+const DATABASE_URL_DOCS: &str = "see DATABASE_URL in docs/reference.md";
+
+/// The `sslmode` values libpq accepts.
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// Checks the shape of `DATABASE_URL` before libpq sees it, so that a typo gets a
+/// plain-words error instead of a driver message that may quote the password.
+/// Accepts `postgres://` / `postgresql://` URLs and libpq's `key=value` form.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|p| lower.starts_with(p).then(|| &url[p.len()..]))
+    else {
+        if !lower.starts_with("postgres") && !url.contains("://") && url.contains('=') {
+            return check_keyword_dsn(url);
+        }
+        return Err(format!(
+            "DATABASE_URL must start with postgres:// (postgres://user:password@host:5432/dbname); {DATABASE_URL_DOCS}"
+        ));
+    };
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    if authority.matches('@').count() > 1 {
+        return Err(format!(
+            "the password in DATABASE_URL contains '@': percent-encode it as %40 (and ':' as %3A, '/' as %2F); {DATABASE_URL_DOCS}"
+        ));
+    }
+    if !authority.contains('@') && before_query.contains('@') {
+        return Err(format!(
+            "the password in DATABASE_URL contains '/' or '?': percent-encode them as %2F and %3F; {DATABASE_URL_DOCS}"
+        ));
+    }
+    let userinfo = authority.rsplit_once('@').map_or("", |(u, _)| u);
+    if !percent_encoding_ok(userinfo) {
+        return Err(format!(
+            "the user or password in DATABASE_URL has a '%' that is not a percent-encoding: write '%' as %25; {DATABASE_URL_DOCS}"
+        ));
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // `host:port`, `[::1]:port`, or several of them separated by commas (libpq).
+    let bad_port = host_port.split(',').any(|h| {
+        h.rsplit_once(':').is_some_and(|(_, port)| {
+            !h.ends_with(']') && !port.is_empty() && port.parse::<u16>().is_err()
+        })
+    });
+    if bad_port {
+        return Err(format!(
+            "the port in DATABASE_URL is not a number (postgres://user:password@host:5432/dbname); if the password has ':' or '@', percent-encode them as %3A and %40; {DATABASE_URL_DOCS}"
+        ));
+    }
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        check_sslmode(k, v)?;
+    }
+    Ok(())
+}
+
+/// libpq's `host=… dbname=… sslmode=…` form: only `sslmode` is checked here.
+fn check_keyword_dsn(dsn: &str) -> Result<(), String> {
+    for word in dsn.split_whitespace() {
+        if let Some((k, v)) = word.split_once('=') {
+            check_sslmode(k, v.trim_matches('\''))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_sslmode(key: &str, value: &str) -> Result<(), String> {
+    if key.trim().eq_ignore_ascii_case("sslmode") && !SSL_MODES.contains(&value.trim()) {
+        return Err(format!(
+            "DATABASE_URL has an unknown sslmode: use one of {} (e.g. sslmode=require for a remote server); {DATABASE_URL_DOCS}",
+            SSL_MODES.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn percent_encoding_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+    })
 }
 
 /// A secret value (password, token): never shown by `Debug` or `Display`.
@@ -289,6 +402,26 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     }
 }
 
+/// `FONNTE_URL` without a trailing `/`; it must be an `http(s)://` URL, since
+/// without a scheme every send would fail with a message about the request.
+fn fonnte_url<F: Fn(&str) -> Option<String>>(r: &Reader<F>) -> Result<String, ConfigError> {
+    let url = r
+        .var("FONNTE_URL")
+        .unwrap_or_else(|| "https://api.fonnte.com".into());
+    let lower = url.to_ascii_lowercase();
+    let host = ["https://", "http://"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p));
+    match host {
+        Some(h) if !h.trim_matches('/').is_empty() => Ok(url.trim_end_matches('/').to_owned()),
+        _ => Err(ConfigError::Invalid {
+            var: "FONNTE_URL",
+            value: url,
+            hint: "write the whole address with its scheme, https://api.fonnte.com (or leave FONNTE_URL unset)".into(),
+        }),
+    }
+}
+
 impl Settings {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -317,11 +450,19 @@ impl Settings {
             value: r.var("DUNNING_STAGES").unwrap_or_default(),
             hint: format!("{e}; write a comma-separated list such as {DEFAULT_STAGES}"),
         })?;
-        let send_window = r.parsed(
+        let send_window: SendWindow = r.parsed(
             "DUNNING_SEND_WINDOW",
             "08:00-20:00".parse().expect("default window"),
             "write local hours as HH:MM-HH:MM, e.g. 08:00-20:00 (00:00-00:00 = any time)",
         )?;
+        // `08:00-08:00` could mean "never" or "all day"; only 00:00-00:00 says "any time".
+        if send_window.start == send_window.end && send_window.start != Time::MIDNIGHT {
+            return Err(ConfigError::Invalid {
+                var: "DUNNING_SEND_WINDOW",
+                value: r.var("DUNNING_SEND_WINDOW").unwrap_or_default(),
+                hint: "the window starts and ends at the same time: write 00:00-00:00 to send at any hour, or the hours to send in, e.g. 08:00-20:00".into(),
+            });
+        }
         let mail = match r
             .var("MAIL_MAILER")
             .as_deref()
@@ -404,11 +545,7 @@ impl Settings {
         {
             None | Some("log") => WhatsAppDriver::Log,
             Some("fonnte") => WhatsAppDriver::Fonnte(FonnteSettings {
-                url: r
-                    .var("FONNTE_URL")
-                    .unwrap_or_else(|| "https://api.fonnte.com".into())
-                    .trim_end_matches('/')
-                    .to_owned(),
+                url: fonnte_url(&r)?,
                 token: Secret::new(r.required(
                     "FONNTE_TOKEN",
                     "copy the device token from fonnte.com (Device → Token)",
@@ -423,8 +560,19 @@ impl Settings {
                 });
             }
         };
+        let database_url = match r.var("DATABASE_URL") {
+            None => None,
+            Some(url) => {
+                check_database_url(&url).map_err(|hint| ConfigError::Invalid {
+                    var: "DATABASE_URL",
+                    value: String::new(),
+                    hint,
+                })?;
+                Some(Secret::new(url))
+            }
+        };
         Ok(Settings {
-            database_url: r.var("DATABASE_URL").map(Secret::new),
+            database_url,
             zone,
             company_name,
             stages,
@@ -540,6 +688,93 @@ mod tests {
             assert_eq!(err.var(), *var, "{vars:?}");
             assert!(err.to_string().contains(var));
         }
+    }
+
+    #[test]
+    fn a_malformed_database_url_says_what_is_wrong_without_the_password() {
+        let cases = [
+            (
+                "postgres//dunning:Pw-SECRET@host/db",
+                "must start with postgres://",
+            ),
+            (
+                "mysql://dunning:Pw-SECRET@host/db",
+                "must start with postgres://",
+            ),
+            ("dunning:Pw-SECRET@host/db", "must start with postgres://"),
+            ("postgres://dunning:Pw@SECRET@host/db", "%40"),
+            ("postgres://dunning:Pw/SECRET@host/db", "%2F"),
+            ("postgres://dunning:Pw%SECRET@host/db", "%25"),
+            ("postgres://dunning:Pw:SECRET@host:54x/db", "port"),
+            (
+                "postgres://dunning:Pw-SECRET@host/db?sslmode=SECRETmode",
+                "sslmode",
+            ),
+            (
+                "host=db user=dunning password=Pw-SECRET sslmode=SECRETmode",
+                "sslmode",
+            ),
+        ];
+        for (url, says) in cases {
+            let err = settings(&[("DATABASE_URL", url)]).unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(err.var(), "DATABASE_URL", "{url}");
+            assert!(msg.contains(says), "{url}: {msg}");
+            assert!(msg.contains("reference.md"), "{url}: {msg}");
+            assert!(!msg.contains("SECRET"), "{url}: {msg}");
+        }
+        for url in [
+            "postgres://dunning:p%40ss@127.0.0.1:5432/dunning?sslmode=require",
+            "postgresql://localhost/dunning",
+            "postgres://u@h1:5432,h2:5433/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres://u@[::1]/db",
+            "host=127.0.0.1 dbname=dunning sslmode=verify-full",
+        ] {
+            settings(&[("DATABASE_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+    }
+
+    #[test]
+    fn secret_values_are_never_in_config_errors() {
+        let err = ConfigError::Invalid {
+            var: "MAIL_PASSWORD",
+            value: "abcd efgh".into(),
+            hint: "h".into(),
+        };
+        assert!(!err.to_string().contains("abcd"), "{err}");
+        assert!(err.to_string().contains("MAIL_PASSWORD"), "{err}");
+        for name in ["FONNTE_TOKEN", "API_KEY", "Webhook_Secret", "DATABASE_URL"] {
+            assert!(is_secret_name(name), "{name}");
+        }
+        assert!(!is_secret_name("MAIL_HOST"));
+    }
+
+    #[test]
+    fn a_fonnte_url_without_a_scheme_is_refused() {
+        let base = [("WHATSAPP_DRIVER", "fonnte"), ("FONNTE_TOKEN", "t")];
+        for url in ["api.fonnte.com", "api.fonnte.com/", "https://", "ftp://x"] {
+            let mut vars = base.to_vec();
+            vars.push(("FONNTE_URL", url));
+            let err = settings(&vars).unwrap_err();
+            assert_eq!(err.var(), "FONNTE_URL", "{url}");
+            assert!(err.to_string().contains("https://api.fonnte.com"), "{err}");
+        }
+        let mut vars = base.to_vec();
+        vars.push(("FONNTE_URL", "http://127.0.0.1:9/"));
+        let WhatsAppDriver::Fonnte(f) = settings(&vars).unwrap().whatsapp else {
+            panic!("expected fonnte")
+        };
+        assert_eq!(f.url, "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn a_send_window_that_starts_when_it_ends_is_refused_unless_midnight() {
+        let err = settings(&[("DUNNING_SEND_WINDOW", "08:00-08:00")]).unwrap_err();
+        assert_eq!(err.var(), "DUNNING_SEND_WINDOW");
+        assert!(err.to_string().contains("00:00-00:00"), "{err}");
+        let s = settings(&[("DUNNING_SEND_WINDOW", "00:00-00:00")]).unwrap();
+        assert_eq!(s.send_window, SendWindow::ALWAYS);
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Dunning's domain: everything that decides *what* to send and *how it reads*,
-//! with no database, network or clock access of its own.
+//! with no database, network or clock access of its own, plus [`startup`], the
+//! process set-up (`.env`, logging, exit codes) both binaries share.
 
 pub mod channel;
 pub mod config;
 pub mod contact;
+pub mod dotenv;
 pub mod format;
 pub mod mask;
 pub mod message;
 pub mod stage;
+pub mod startup;
 pub mod zone;
 
 pub use channel::Channel;

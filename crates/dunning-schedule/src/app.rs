@@ -5,6 +5,7 @@ use std::fmt;
 use diesel::pg::PgConnection;
 use dunning_core::Settings;
 use dunning_core::config::ConfigError;
+use dunning_core::startup::Exit;
 
 /// A usage or configuration problem: exit code 2.
 #[derive(Debug)]
@@ -18,32 +19,20 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The exit code for an error: 2 for usage and configuration, 1 for everything else.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+/// The exit code for an error: [`Exit::Usage`] for usage and configuration,
+/// [`Exit::Failure`] for everything else.
+pub fn exit_code(err: &anyhow::Error) -> Exit {
     if err
         .chain()
         .any(|e| e.is::<UsageError>() || e.is::<ConfigError>())
     {
-        2
+        Exit::Usage
     } else {
-        1
+        Exit::Failure
     }
 }
 
-/// Loads `.env` from the working directory into the environment, if there is one.
-/// Call it before parsing the command line, so that flags with an `env =` name can
-/// be set in `.env` too. Variables already in the environment win.
-pub fn load_dotenv() -> Result<(), UsageError> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(UsageError(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        ))),
-    }
-}
-
-/// Reads the settings from the environment (after [`load_dotenv`]).
+/// Reads the settings from the environment (after `startup::load_dotenv`).
 pub fn load_settings() -> anyhow::Result<Settings> {
     Ok(Settings::from_env()?)
 }
@@ -61,13 +50,27 @@ pub fn connect(settings: &Settings) -> anyhow::Result<PgConnection> {
     Ok(dunning_store::db::connect(url.expose())?)
 }
 
+/// The dates a date flag accepts: far enough from the calendar's ends (years -9999
+/// and 9999) that every date computed from them (stage days, months, chart days)
+/// exists.
+const DATES: std::ops::RangeInclusive<time::Date> =
+    time::macros::date!(1900 - 01 - 01)..=time::macros::date!(9000 - 12 - 31);
+
 /// Parses a `YYYY-MM-DD` flag.
 pub fn parse_date(flag: &str, value: &str) -> anyhow::Result<time::Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(value.trim(), &format).map_err(|_| {
+    let date = time::Date::parse(value.trim(), &format).map_err(|_| {
         UsageError(format!(
             "{flag} {value:?} is not a date: write YYYY-MM-DD, e.g. 2025-11-15"
         ))
-        .into()
-    })
+    })?;
+    if !DATES.contains(&date) {
+        return Err(UsageError(format!(
+            "{flag} {date} is out of range: use a date from {} to {}",
+            DATES.start(),
+            DATES.end()
+        ))
+        .into());
+    }
+    Ok(date)
 }

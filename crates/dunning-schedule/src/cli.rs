@@ -22,9 +22,15 @@ pub struct Cli {
 /// Options of a scheduler run (the bare command, or `run`).
 #[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
-    /// Run for this local date instead of today (YYYY-MM-DD): backfills and tests.
+    /// Run for this local date instead of today (YYYY-MM-DD): a backfill. Recorded as
+    /// a backfill (not today's run) and without catch-up; more than a year from
+    /// today needs --force.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<String>,
+
+    /// Accept a --date more than a year from today.
+    #[arg(long, requires = "date")]
+    pub force: bool,
 
     /// Write nothing; print what a real run would queue, and the WhatsApp quota it would use.
     #[arg(long)]
@@ -35,7 +41,8 @@ pub struct RunArgs {
         long,
         value_name = "N",
         env = "DUNNING_CATCH_UP_DAYS",
-        default_value_t = 3
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(0..=366)
     )]
     pub catch_up_days: u32,
 

@@ -13,23 +13,25 @@ pub mod run;
 use std::process::ExitCode;
 
 use clap::Parser;
+use dunning_core::startup::{self, Exit};
 
 use cli::{Cli, Command};
 
 /// Parses the command line, runs the command, maps errors to exit codes.
 pub fn main() -> ExitCode {
-    let dotenv = app::load_dotenv();
+    startup::quiet_on_closed_output();
+    let dotenv = startup::load_dotenv();
     let cli = Cli::parse();
     if let Err(err) = dotenv {
-        eprintln!("error: {err}");
-        return ExitCode::from(2);
+        startup::print_error(&err.to_string());
+        return Exit::Usage.into();
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    startup::init_logging("warn");
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(app::exit_code(&err))
+            startup::print_error(&format!("{err:#}"));
+            app::exit_code(&err).into()
         }
     }
 }

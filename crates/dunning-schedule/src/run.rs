@@ -14,10 +14,13 @@ use crate::output::Marks;
 
 /// Runs the scheduler and prints its report; returns the text printed.
 pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
+    let today = settings.zone.date_at(OffsetDateTime::now_utc());
     let run_date = match &args.date {
         Some(d) => app::parse_date("--date", d)?,
-        None => settings.zone.date_at(OffsetDateTime::now_utc()),
+        None => today,
     };
+    check_run_date(run_date, today, args)?;
+    let backfill = run_date != today;
     let marks = Marks::detect(args.emoji);
     crate::commands::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
@@ -27,11 +30,14 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         &Request {
             run_date,
             stages: &settings.stages,
-            catch_up_days: args.catch_up_days,
+            // Catch-up makes up for days the daily run missed before today; a run
+            // for another day does exactly that day.
+            catch_up_days: if backfill { 0 } else { args.catch_up_days },
             queue: &args.queue,
             dry_run: args.dry_run,
             lines: !(args.quiet || args.json),
             host: &host,
+            backfill,
         },
     )?;
     let quota = if args.dry_run || args.json {
@@ -45,11 +51,39 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         None
     };
     let text = if args.json {
-        serde_json::to_string_pretty(&summary_json(settings, run_date, args, &report, quota))?
+        let mut summary = summary_json(settings, run_date, args, &report, quota);
+        summary["backfill"] = json!(backfill);
+        serde_json::to_string_pretty(&summary)?
     } else {
-        render_text(settings, run_date, args, &report, quota, marks)
+        let mut text = render_text(settings, run_date, args, &report, quota, marks);
+        if backfill {
+            let _ = write!(
+                text,
+                "\n   {} Backfill: a run for {run_date}, not today ({today}), is recorded as a backfill; it does not count as today's run for `doctor` and catch-up, and catches up no other day.",
+                marks.info
+            );
+        }
+        text
     };
     println!("{text}");
+    Ok(())
+}
+
+/// How far `--date` may be from today without `--force`.
+const MAX_DAYS_AWAY: i64 = 366;
+
+/// Refuses a `--date` far from today (most likely a typo: 2062 for 2026) unless
+/// `--force`. (Dates near the calendar's ends are refused by `app::parse_date`.)
+fn check_run_date(run_date: Date, today: Date, args: &RunArgs) -> anyhow::Result<()> {
+    let away = (run_date - today).whole_days();
+    if away.abs() > MAX_DAYS_AWAY && !args.force {
+        return Err(app::UsageError(format!(
+            "--date {run_date} is {} days {} today ({today}): if that is really the day you mean, add --force",
+            away.abs(),
+            if away > 0 { "after" } else { "before" },
+        ))
+        .into());
+    }
     Ok(())
 }
 

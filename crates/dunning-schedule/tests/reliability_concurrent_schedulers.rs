@@ -65,7 +65,7 @@ fn round(n: i64) {
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(BIN)
-                .args(["--date", "2025-11-15", "--json"])
+                .args(["--date", "2025-11-15", "--force", "--json"])
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("DATABASE_URL", db.url())
@@ -137,7 +137,7 @@ fn round(n: i64) {
 
     // A ninth run afterwards adds nothing.
     let out = Command::new(BIN)
-        .args(["--date", "2025-11-15", "--json"])
+        .args(["--date", "2025-11-15", "--force", "--json"])
         .env_clear()
         .env("DATABASE_URL", db.url())
         .current_dir(dir.path())
@@ -170,7 +170,7 @@ fn a_run_right_after_a_bulk_import_completes() {
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let out = Command::new(BIN)
-        .args(["--date", "2025-11-15", "--quiet"])
+        .args(["--date", "2025-11-15", "--force", "--quiet"])
         .env_clear()
         .env("DATABASE_URL", db.url())
         .current_dir(dir.path())

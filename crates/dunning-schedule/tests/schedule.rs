@@ -19,12 +19,15 @@ fn bin() -> Command {
     cmd
 }
 
+/// `dunning-schedule args…`; a `--date` gets `--force`: these tests replay the seed's
+/// November 2025, further from today than `--date` accepts without it.
 fn schedule(db: &TestDatabase, args: &[&str]) -> Output {
-    bin()
-        .env("DATABASE_URL", db.url())
-        .args(args)
-        .output()
-        .expect("run dunning-schedule")
+    let mut cmd = bin();
+    cmd.env("DATABASE_URL", db.url()).args(args);
+    if args.contains(&"--date") {
+        cmd.arg("--force");
+    }
+    cmd.output().expect("run dunning-schedule")
 }
 
 fn ok(out: &Output) -> String {
@@ -215,7 +218,7 @@ fn eight_concurrent_schedulers_create_each_job_once() {
         .map(|_| {
             bin()
                 .env("DATABASE_URL", db.url())
-                .args(["--date", "2025-11-15", "--json"])
+                .args(["--date", "2025-11-15", "--json", "--force"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -271,7 +274,7 @@ fn dry_run_changes_nothing_and_reports_quota() {
     let out = bin()
         .env("DATABASE_URL", db.url())
         .env("FONNTE_MONTHLY_QUOTA", "1")
-        .args(["--date", "2025-11-15", "--dry-run"])
+        .args(["--date", "2025-11-15", "--dry-run", "--force"])
         .output()
         .unwrap();
     let text = ok(&out);
@@ -302,39 +305,39 @@ fn stage_dates_cross_year_end() {
     );
 }
 
-/// Runs the scheduler on `2025-11-10`, then `days_missed` days without a run, then
-/// once more. Returns the ledger rows created by the last run.
+/// The daily run happened on "11-10" (a backfill marked as that day's regular run:
+/// catch-up counts only regular runs), then `days_missed` days without a run, then
+/// today's run. The days are named after the November 2025 days they stand for,
+/// shifted so that "11-11" + `days_missed` is today. Returns the ledger rows created
+/// by today's run.
 fn catch_up_after(days_missed: i64) -> Vec<Ledger> {
     let db = TestDatabase::new();
     let mut c = db.conn();
     customers(&mut c);
-    // Due 2025-11-14: T-3 on 11-11, T-1 on 11-13, T+3 on 11-17.
-    invoice(&mut c, "INV-A", 1, "2025-11-14", "unpaid");
-    // Due 2025-11-20: T-7 on 11-13, T-3 on 11-17, T-1 on 11-19.
-    invoice(&mut c, "INV-B", 2, "2025-11-20", "unpaid");
-    // Due 2025-11-13: T-1 on 11-12, T+3 on 11-16.
-    invoice(&mut c, "INV-C", 3, "2025-11-13", "unpaid");
-    ok(&schedule(&db, &["--date", "2025-11-10"]));
-    let run = time::Date::from_calendar_date(2025, time::Month::November, 11).unwrap()
-        + time::Duration::days(days_missed);
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).unwrap())
+        .date();
+    let nov = |day: i64| (today + time::Duration::days(day - 11 - days_missed)).to_string();
+    // Due 11-14: T-3 on 11-11, T-1 on 11-13, T+3 on 11-17.
+    invoice(&mut c, "INV-A", 1, &nov(14), "unpaid");
+    // Due 11-20: T-7 on 11-13, T-3 on 11-17, T-1 on 11-19.
+    invoice(&mut c, "INV-B", 2, &nov(20), "unpaid");
+    // Due 11-13: T-1 on 11-12, T+3 on 11-16.
+    invoice(&mut c, "INV-C", 3, &nov(13), "unpaid");
+    ok(&schedule(&db, &["--date", &nov(10)]));
+    exec(&mut c, "UPDATE schedule_runs SET backfill = false");
+    let run = today.to_string();
     let before = ledger(&mut c).len();
-    let out = ok(&schedule(
-        &db,
-        &["--date", &run.to_string(), "--catch-up-days", "3"],
-    ));
+    let out = ok(&schedule(&db, &["--catch-up-days", "3"]));
     if days_missed > 0 {
         assert!(out.contains("No scheduler run on"), "{out}");
     }
     let rows = ledger(&mut c);
     assert_eq!(
         rows.len() - before,
-        rows.iter()
-            .filter(|r| r.run_date == run.to_string())
-            .count()
+        rows.iter().filter(|r| r.run_date == run).count()
     );
-    rows.into_iter()
-        .filter(|r| r.run_date == run.to_string())
-        .collect()
+    rows.into_iter().filter(|r| r.run_date == run).collect()
 }
 
 fn stages(rows: &[Ledger]) -> Vec<(String, String)> {
@@ -488,7 +491,7 @@ fn dotenv_in_the_working_directory_sets_variables_and_flags() {
     .unwrap();
     let out = bin()
         .current_dir(dir.path())
-        .args(["--date", "2025-11-15"])
+        .args(["--date", "2025-11-15", "--force"])
         .output()
         .unwrap();
     let text = ok(&out);

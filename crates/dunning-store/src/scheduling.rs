@@ -118,6 +118,9 @@ pub struct Request<'a> {
     pub lines: bool,
     /// Recorded in `schedule_runs`.
     pub host: &'a str,
+    /// A run for another day than the local today (`--date`): recorded with
+    /// `schedule_runs.backfill`, so it never counts as the day's cron run.
+    pub backfill: bool,
 }
 
 /// The scheduler's result.
@@ -247,19 +250,23 @@ fn outcome(s: Option<String>) -> Option<Outcome> {
 }
 
 /// Days in `[run_date - n, run_date)` with no recorded run, ignoring days before the
-/// first run ever recorded (a new installation has nothing to catch up).
+/// first regular (not backfill) run ever recorded: a new installation has nothing to
+/// catch up, and neither has one whose only runs were backfills. A day that was
+/// backfilled counts as run.
 pub fn missed_days(conn: &mut PgConnection, run_date: Date, n: u32) -> Result<Vec<Date>> {
     if n == 0 {
         return Ok(Vec::new());
     }
     let first: DateRow = diesel::sql_query(
-        "SELECT min(run_date) AS d FROM schedule_runs WHERE finished_at IS NOT NULL",
+        "SELECT min(run_date) AS d FROM schedule_runs WHERE finished_at IS NOT NULL AND NOT backfill",
     )
     .get_result(conn)?;
     let Some(first) = first.d else {
         return Ok(Vec::new());
     };
-    let from = run_date - Duration::days(i64::from(n));
+    let Some(from) = run_date.checked_sub(Duration::days(i64::from(n))) else {
+        return Ok(Vec::new());
+    };
     let ran: Vec<Date> = schedule_runs::table
         .filter(schedule_runs::run_date.ge(from))
         .filter(schedule_runs::run_date.lt(run_date))
@@ -378,6 +385,7 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
                 schedule_runs::dispatched.eq(i32::try_from(dispatched).unwrap_or(i32::MAX)),
                 schedule_runs::skipped.eq(i32::try_from(skipped).unwrap_or(i32::MAX)),
                 schedule_runs::caught_up.eq(i32::try_from(caught_up).unwrap_or(i32::MAX)),
+                schedule_runs::backfill.eq(req.backfill),
             ))
             .execute(conn)?;
         Ok(report)

@@ -83,6 +83,7 @@ diesel::table! {
         dispatched -> Int4,
         skipped -> Int4,
         caught_up -> Int4,
+        backfill -> Bool,
     }
 }
 

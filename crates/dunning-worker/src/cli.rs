@@ -37,7 +37,8 @@ pub struct Cli {
         long,
         env = "DUNNING_WORKER_RETRY_AFTER",
         default_value_t = 120,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=MAX_WAIT_SECS)
     )]
     pub retry_after: u64,
 
@@ -67,6 +68,10 @@ pub struct Cli {
     pub max_time: Option<u64>,
 }
 
+/// The longest wait any flag accepts (30 days): beyond it a date computed from now
+/// could overflow, and no operator means it.
+pub const MAX_WAIT_SECS: u64 = 30 * 24 * 3600;
+
 impl Cli {
     /// The backoff list, validated.
     pub fn backoff_secs(&self) -> Result<Vec<u64>, String> {
@@ -78,12 +83,25 @@ impl Cli {
             .map(str::parse::<u64>)
             .collect();
         match parsed {
-            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(v) if !v.is_empty() && v.iter().all(|s| *s <= MAX_WAIT_SECS) => Ok(v),
             _ => Err(format!(
-                "--backoff {:?} is invalid: write seconds separated by commas, e.g. 60,300",
+                "--backoff {:?} is invalid: write seconds separated by commas, e.g. 60,300 (at most {MAX_WAIT_SECS} each)",
                 self.backoff
             )),
         }
+    }
+
+    /// `--sleep` as a duration, validated (finite, 0 to 3600 seconds).
+    pub fn sleep_duration(&self) -> Result<std::time::Duration, String> {
+        std::time::Duration::try_from_secs_f64(self.sleep)
+            .ok()
+            .filter(|d| d.as_secs() <= 3600)
+            .ok_or_else(|| {
+                format!(
+                    "--sleep {} is invalid: a number of seconds from 0 to 3600, e.g. 3",
+                    self.sleep
+                )
+            })
     }
 }
 

@@ -8,34 +8,29 @@ use std::time::Duration;
 use clap::Parser;
 use dunning_core::Settings;
 use dunning_core::message::Templates;
+use dunning_core::startup::{self, Exit};
 use dunning_worker::cli::Cli;
 use dunning_worker::{Config, Senders, Worker};
 use log::info;
 
 fn main() -> ExitCode {
     // `.env` first, so that flags with an `env =` name can be set there too.
-    let dotenv = match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        )),
-    };
+    let dotenv = startup::load_dotenv();
     let cli = Cli::parse();
-    if let Err(msg) = dotenv {
-        eprintln!("error: {msg}");
-        return ExitCode::from(2);
+    if let Err(err) = dotenv {
+        startup::print_error(&err.to_string());
+        return Exit::Usage.into();
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    startup::init_logging("info");
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err(Failure::Usage(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(2)
+            startup::print_error(&msg);
+            Exit::Usage.into()
         }
         Err(Failure::Runtime(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(1)
+            startup::print_error(&msg);
+            Exit::Failure.into()
         }
     }
 }
@@ -48,12 +43,7 @@ enum Failure {
 fn run(cli: Cli) -> Result<(), Failure> {
     let settings = Settings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
     let backoff = cli.backoff_secs().map_err(Failure::Usage)?;
-    if !cli.sleep.is_finite() || cli.sleep < 0.0 {
-        return Err(Failure::Usage(format!(
-            "--sleep {} is invalid: a number of seconds, e.g. 3",
-            cli.sleep
-        )));
-    }
+    let sleep = cli.sleep_duration().map_err(Failure::Usage)?;
     let url = settings
         .require_database_url()
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -86,7 +76,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         tries: cli.tries,
         backoff: backoff.into_iter().map(Duration::from_secs).collect(),
         retry_after: Duration::from_secs(cli.retry_after),
-        sleep: Duration::from_secs_f64(cli.sleep),
+        sleep,
         concurrency: cli.concurrency,
         once: cli.once,
         max_jobs: cli.max_jobs,

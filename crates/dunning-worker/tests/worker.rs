@@ -136,6 +136,7 @@ fn setup(n: i64) -> Setup {
             dry_run: false,
             lines: false,
             host: "test",
+            backfill: false,
         },
     )
     .unwrap();

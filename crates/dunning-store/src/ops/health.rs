@@ -78,11 +78,13 @@ pub struct LastRun {
     pub skipped: i32,
 }
 
-/// The finished run with the latest run date (then the latest finish).
+/// The finished regular run (not a `--date` backfill) with the latest run date
+/// (then the latest finish).
 pub fn last_run(conn: &mut PgConnection) -> Result<Option<LastRun>> {
     Ok(diesel::sql_query(
         "SELECT run_date, finished_at, host, dispatched, skipped FROM schedule_runs
-         WHERE finished_at IS NOT NULL ORDER BY run_date DESC, finished_at DESC LIMIT 1",
+         WHERE finished_at IS NOT NULL AND NOT backfill
+         ORDER BY run_date DESC, finished_at DESC LIMIT 1",
     )
     .get_result(conn)
     .optional()?)

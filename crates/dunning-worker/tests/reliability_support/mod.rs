@@ -23,6 +23,20 @@ use dunning_test_fonnte::FonnteFake;
 use time::{Date, OffsetDateTime};
 
 pub const WORKER: &str = env!("CARGO_BIN_EXE_dunning-worker");
+
+/// The `dunning-schedule` binary of the same build (tests that run both binaries).
+pub fn schedule_bin() -> PathBuf {
+    let path = Path::new(WORKER)
+        .parent()
+        .expect("target dir")
+        .join(format!("dunning-schedule{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: this test runs both binaries; build it first with `cargo build -p dunning-schedule` (scripts/test builds everything)",
+        path.display()
+    );
+    path
+}
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// A small deterministic PRNG (xorshift64*); the seed is printed so a failure can be replayed.
@@ -127,6 +141,7 @@ pub fn schedule(conn: &mut PgConnection) -> i64 {
             dry_run: false,
             lines: false,
             host: "reliability-test",
+            backfill: false,
         },
     )
     .expect("schedule");

@@ -1,0 +1,133 @@
+//! Process start-up shared by both binaries: `.env`, logging, a closed stdout, exit
+//! codes. The one part of this crate that touches the process; keeping it here
+//! means the scheduler and the worker cannot drift apart on what is logged or how
+//! they exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::dotenv::{self, DotenvError};
+
+/// The exit codes of both binaries (docs/reference.md, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done (also when there was nothing to do).
+    Success = 0,
+    /// A runtime failure: database unreachable, pending migrations, a failed check.
+    Failure = 1,
+    /// Bad usage or configuration: a flag, a variable, `.env`, a template.
+    Usage = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Loads `.env` from the working directory (or the nearest parent that has one)
+/// into the environment; variables already set win. Call it before parsing the
+/// command line, so that flags with an `env =` name can be set there too.
+pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(None);
+    };
+    let Some(path) = cwd
+        .ancestors()
+        .map(|d| d.join(".env"))
+        .find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let bytes =
+        std::fs::read(&path).map_err(|e| DotenvError(format!("{shown} could not be read: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| DotenvError(format!("{shown} is not UTF-8 text: save it as UTF-8")))?;
+    dotenv::check(&shown, &text)?;
+    dotenvy::from_path(&path)
+        .map_err(|e| DotenvError(format!("{shown}: {}", dotenv::redacted(&e))))?;
+    Ok(Some(path))
+}
+
+/// Starts logging to stderr at `RUST_LOG` (or `default_level`). Our own crates log
+/// at whatever level `RUST_LOG` asks for; every other library at most `info`,
+/// whatever `RUST_LOG` says: at `debug` and `trace` the HTTP and TLS libraries dump
+/// what goes over the wire, Fonnte's token header included.
+pub fn init_logging(default_level: &str) {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+            .build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(Capped { inner })).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// True when a record of `level` from `target` may be logged at all: any level from
+/// our own crates, at most `info` from the others.
+pub fn loggable(target: &str, level: log::Level) -> bool {
+    level <= log::Level::Info || target.starts_with("dunning")
+}
+
+struct Capped {
+    inner: env_logger::Logger,
+}
+
+impl log::Log for Capped {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        loggable(metadata.target(), metadata.level()) && self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if loggable(record.target(), record.level()) {
+            self.inner.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// Lets a closed stdout or stderr (`dunning-schedule doctor | head -3`) end the
+/// process quietly, as it ends `cat` or `grep` (killed by SIGPIPE, shell status
+/// 141), instead of a "failed printing to stdout" panic (exit 101). For short-lived
+/// commands only: network writes are unaffected (sockets are written with
+/// `MSG_NOSIGNAL`), but a long-running process should rather outlive its reader.
+pub fn quiet_on_closed_output() {
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // SIGPIPE is not one of signal-hook's forbidden signals, so this cannot panic;
+    // should registration fail, the default behaviour (a panic message) remains.
+    let _ = signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, armed);
+}
+
+/// Writes one line to stderr, ignoring a closed stderr (never panics, unlike
+/// `eprintln!`).
+pub fn print_error(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::Level;
+
+    #[test]
+    fn only_our_crates_log_below_info() {
+        for target in [
+            "ureq",
+            "ureq_proto::client",
+            "rustls::conn",
+            "lettre",
+            "r2d2",
+        ] {
+            assert!(!loggable(target, Level::Debug), "{target}");
+            assert!(!loggable(target, Level::Trace), "{target}");
+            assert!(loggable(target, Level::Info), "{target}");
+        }
+        assert!(loggable("dunning_worker", Level::Trace));
+        assert!(loggable("dunning_channels::email", Level::Debug));
+    }
+}

@@ -7,7 +7,9 @@ pub mod contact;
 pub mod format;
 pub mod mask;
 pub mod message;
+pub mod reply;
 pub mod stage;
+pub mod webhook;
 pub mod zone;
 
 pub use channel::Channel;

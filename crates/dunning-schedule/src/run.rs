@@ -64,6 +64,9 @@ struct Totals {
     skipped: i64,
     email_jobs: i64,
     whatsapp_jobs: i64,
+    /// Reminders (invoice·channel) held by a pause, and by an opt-out.
+    held_paused: i64,
+    held_opted_out: i64,
 }
 
 fn totals<'a>(groups: impl Iterator<Item = &'a Group>) -> Totals {
@@ -80,6 +83,13 @@ fn totals<'a>(groups: impl Iterator<Item = &'a Group>) -> Totals {
         }
         if g.whatsapp == Some(Outcome::Dispatched) {
             t.whatsapp_jobs += g.invoices;
+        }
+        for o in [g.email, g.whatsapp].into_iter().flatten() {
+            match o {
+                Outcome::HeldPaused => t.held_paused += g.invoices,
+                Outcome::HeldOptedOut => t.held_opted_out += g.invoices,
+                _ => {}
+            }
         }
     }
     t
@@ -219,6 +229,13 @@ fn render_text(
     let verb = if dry { "Would dispatch" } else { "Dispatched" };
     let _ = writeln!(out, "   {} {verb}: {}", m.sent, all.dispatched);
     let _ = writeln!(out, "   {} Skipped: {}", m.skip, all.skipped);
+    if all.held_paused + all.held_opted_out > 0 {
+        let _ = writeln!(
+            out,
+            "   {} Held: {} by a pause, {} by an opt-out (reminders per channel; `dunning-schedule pauses` lists them)",
+            m.skip, all.held_paused, all.held_opted_out
+        );
+    }
     let _ = writeln!(
         out,
         "   {} Email: {}   {} WhatsApp: {}   (run date {run_date}, {})",
@@ -282,6 +299,7 @@ fn summary_json(
             "dispatched": all.dispatched,
             "skipped": all.skipped,
             "jobs": { "email": all.email_jobs, "whatsapp": all.whatsapp_jobs },
+            "held": { "paused": all.held_paused, "opted_out": all.held_opted_out },
         },
         "whatsapp_quota": quota.map(|q| json!({
             "limit": q.limit,

@@ -4,6 +4,7 @@
 mod confirm;
 mod doctor;
 mod failed;
+mod holds;
 mod import;
 mod invoice;
 mod stats;
@@ -73,6 +74,12 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
         },
+        Command::Pause { target } => holds::pause(settings, &target),
+        Command::Unpause { target } => holds::unpause(settings, &target),
+        Command::Optout { target } => holds::opt(settings, &target, false),
+        Command::Optin { target } => holds::opt(settings, &target, true),
+        Command::Pauses { json } => holds::list(settings, json),
+        Command::Replies { done, json } => holds::replies(settings, &done, json),
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")
         }

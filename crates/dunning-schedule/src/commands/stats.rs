@@ -41,10 +41,14 @@ pub fn run(
         quota: i64::from(settings.fonnte_monthly_quota),
         history: stats::per_day(&mut conn, day, days, offset)?,
     };
+    let held = dunning_store::holds::held_counts(&mut conn, day)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report.json(settings))?);
+        let mut v = report.json(settings);
+        v["held"] = super::holds::held_json(&held);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.text(settings, m));
+        print!("{}", super::holds::held_text(&held, m));
     }
     Ok(())
 }

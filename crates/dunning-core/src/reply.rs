@@ -556,6 +556,27 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_guide_quotes_the_texts_customers_get() {
+        let guide = include_str!("../../../docs/panduan.md");
+        let s = settings();
+        for kind in [
+            ReplyKind::OptedOut,
+            ReplyKind::OptedIn,
+            ReplyKind::PaidClaim {
+                until: date!(2026 - 12 - 03),
+            },
+            ReplyKind::Promise {
+                until: date!(2026 - 12 - 25),
+            },
+            ReplyKind::AskFormat,
+        ] {
+            let full = reply_text(&kind, "X", &s);
+            let body = full.split("\n\nSalam,").next().unwrap().replace('\n', " ");
+            assert!(guide.contains(&body), "docs/panduan.md lacks {body:?}");
+        }
+    }
+
+    #[test]
     fn texts_are_indonesian_and_name_the_way_back() {
         let s = settings();
         let out = reply_text(&ReplyKind::OptedOut, "Wikarta Provider", &s);

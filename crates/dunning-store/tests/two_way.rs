@@ -368,6 +368,19 @@ fn stop_opts_out_of_whatsapp_only_and_answers_through_the_queue() {
     let body = text(&mut conn, "SELECT n.body AS t FROM notifications n JOIN jobs j ON j.notification_id = n.id
                                 WHERE n.reply_id IS NOT NULL AND n.channel = 'whatsapp' AND n.recipient = '6281234567890'");
     assert!(body.unwrap().contains("balas MULAI"));
+    // A failed answer shows in `failed` like a reminder.
+    exec(
+        &mut conn,
+        "UPDATE notifications SET status = 'failed', error = 'Fonnte: target invalid' WHERE reply_id IS NOT NULL",
+    );
+    let failed = dunning_store::ops::failed::list(&mut conn, None).unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].invoice_number.starts_with("reply #"),
+        "{:?}",
+        failed[0]
+    );
+    assert_eq!(failed[0].stage, "reply:opt_out");
     // The next scheduler run: email queued, WhatsApp held.
     let report = run(&mut conn, date!(2026 - 12 - 13));
     assert_eq!(report.lines.len(), 1);

@@ -168,9 +168,16 @@ fn render_text(
             let t = totals(report.groups.iter().filter(in_section));
             let target = stage.target_due_date(day);
             if catch_up {
+                // A day in the window that did run: its reminders were held by a pause
+                // that has ended since.
+                let why = if report.missed_days.contains(&day) {
+                    "missed"
+                } else {
+                    "paused on"
+                };
                 let _ = writeln!(
                     out,
-                    "{} Catch-up {stage} (missed {day}, due {target}): Found {} invoices",
+                    "{} Catch-up {stage} ({why} {day}, due {target}): Found {} invoices",
                     m.catch_up, t.found
                 );
             } else {

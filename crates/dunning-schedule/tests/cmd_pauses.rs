@@ -200,3 +200,47 @@ fn replies_lists_flagged_messages_until_answered() {
     let out = ok(&schedule(&db, &["replies"]));
     assert!(out.contains("No replies waiting"), "{out}");
 }
+
+#[test]
+fn a_pause_that_ended_is_caught_up_with_the_newest_stage() {
+    let db = TestDatabase::new();
+    let mut conn = db.conn();
+    exec(
+        &mut conn,
+        "INSERT INTO customers (id, external_id, name, email, phone)
+         VALUES (1, 'C-001', 'John Doe', 'john@example.com', NULL)",
+    );
+    // T-3 fell yesterday, while a pause held John; the scheduler ran every day.
+    exec(
+        &mut conn,
+        "INSERT INTO invoices (number, customer_id, amount, due_date)
+         VALUES ('INV-1', 1, 150000, (now() AT TIME ZONE 'Asia/Jakarta')::date + 2)",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO pauses (customer_id, starts_on, until, reason, created_by)
+         SELECT 1, d - 5, d - 1, 'janji bayar', 'cli' FROM (SELECT (now() AT TIME ZONE 'Asia/Jakarta')::date AS d) t",
+    );
+    exec(
+        &mut conn,
+        "INSERT INTO schedule_runs (run_date, finished_at)
+         SELECT (now() AT TIME ZONE 'Asia/Jakarta')::date - g, now() FROM generate_series(1, 4) g",
+    );
+    let yesterday = local_day(&mut conn, -1);
+    let out = ok(&schedule(&db, &[]));
+    assert!(
+        out.contains(&format!("Catch-up T-3 (paused on {yesterday}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Dispatched INV-1 to John Doe (email)"),
+        "{out}"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM notifications WHERE stage = 'T-3'"
+        ),
+        1
+    );
+}

@@ -9,8 +9,10 @@ pub mod dotenv;
 pub mod format;
 pub mod mask;
 pub mod message;
+pub mod reply;
 pub mod stage;
 pub mod startup;
+pub mod webhook;
 pub mod zone;
 
 pub use channel::Channel;

@@ -197,6 +197,95 @@ pub enum Command {
         #[command(subcommand)]
         action: InvoiceAction,
     },
+    /// Hold a customer's or an invoice's reminders until a date (inclusive).
+    Pause {
+        #[command(subcommand)]
+        target: PauseTarget,
+    },
+    /// End a customer's or an invoice's pauses now (the next run queues what is due).
+    Unpause {
+        #[command(subcommand)]
+        target: HoldTarget,
+    },
+    /// Stop reminders to a customer on a channel until `optin`.
+    Optout {
+        #[command(subcommand)]
+        target: OptTarget,
+    },
+    /// Start reminders to a customer on a channel again.
+    Optin {
+        #[command(subcommand)]
+        target: OptTarget,
+    },
+    /// List the pauses and opt-outs in force.
+    Pauses {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List customers' WhatsApp replies that need an answer ("perlu dibalas").
+    Replies {
+        /// Mark these replies answered (ids from the list).
+        #[arg(long, value_name = "ID", num_args = 1..)]
+        done: Vec<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PauseTarget {
+    /// Every invoice of one customer, by external id or phone number.
+    Customer {
+        /// The customer's external id (billing id) or phone number.
+        customer: String,
+        #[command(flatten)]
+        hold: PauseArgs,
+    },
+    /// One invoice.
+    Invoice {
+        /// The invoice number, e.g. INV-20251115-123456.
+        number: String,
+        #[command(flatten)]
+        hold: PauseArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The last local date reminders are held (YYYY-MM-DD); they resume the day after.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub until: String,
+    /// Why (shown by `pauses` and kept with the pause).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldTarget {
+    /// One customer, by external id or phone number.
+    Customer {
+        /// The customer's external id (billing id) or phone number.
+        customer: String,
+    },
+    /// One invoice.
+    Invoice {
+        /// The invoice number, e.g. INV-20251115-123456.
+        number: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OptTarget {
+    /// One customer, by external id or phone number.
+    Customer {
+        /// The customer's external id (billing id) or phone number.
+        customer: String,
+        /// The channel: whatsapp, email or all.
+        #[arg(long, value_parser = ["whatsapp", "email", "all"])]
+        channel: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

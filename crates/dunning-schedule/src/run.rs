@@ -100,6 +100,9 @@ struct Totals {
     skipped: i64,
     email_jobs: i64,
     whatsapp_jobs: i64,
+    /// Reminders (invoice·channel) held by a pause, and by an opt-out.
+    held_paused: i64,
+    held_opted_out: i64,
 }
 
 fn totals<'a>(groups: impl Iterator<Item = &'a Group>) -> Totals {
@@ -116,6 +119,13 @@ fn totals<'a>(groups: impl Iterator<Item = &'a Group>) -> Totals {
         }
         if g.whatsapp == Some(Outcome::Dispatched) {
             t.whatsapp_jobs += g.invoices;
+        }
+        for o in [g.email, g.whatsapp].into_iter().flatten() {
+            match o {
+                Outcome::HeldPaused => t.held_paused += g.invoices,
+                Outcome::HeldOptedOut => t.held_opted_out += g.invoices,
+                _ => {}
+            }
         }
     }
     t
@@ -194,9 +204,16 @@ fn render_text(
             let t = totals(report.groups.iter().filter(in_section));
             let target = stage.target_due_date(day);
             if catch_up {
+                // A day in the window that did run: its reminders were held by a pause
+                // that has ended since.
+                let why = if report.missed_days.contains(&day) {
+                    "missed"
+                } else {
+                    "paused on"
+                };
                 let _ = writeln!(
                     out,
-                    "{} Catch-up {stage} (missed {day}, due {target}): Found {} invoices",
+                    "{} Catch-up {stage} ({why} {day}, due {target}): Found {} invoices",
                     m.catch_up, t.found
                 );
             } else {
@@ -257,6 +274,13 @@ fn render_text(
     let verb = if dry { "Would dispatch" } else { "Dispatched" };
     let _ = writeln!(out, "   {} {verb}: {}", m.sent, all.dispatched);
     let _ = writeln!(out, "   {} Skipped: {}", m.skip, all.skipped);
+    if all.held_paused + all.held_opted_out > 0 {
+        let _ = writeln!(
+            out,
+            "   {} Held: {} by a pause, {} by an opt-out (reminders per channel; `dunning-schedule pauses` lists them)",
+            m.skip, all.held_paused, all.held_opted_out
+        );
+    }
     let _ = writeln!(
         out,
         "   {} Email: {}   {} WhatsApp: {}   (run date {run_date}, {})",
@@ -320,6 +344,7 @@ fn summary_json(
             "dispatched": all.dispatched,
             "skipped": all.skipped,
             "jobs": { "email": all.email_jobs, "whatsapp": all.whatsapp_jobs },
+            "held": { "paused": all.held_paused, "opted_out": all.held_opted_out },
         },
         "whatsapp_quota": quota.map(|q| json!({
             "limit": q.limit,

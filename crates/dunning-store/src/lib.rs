@@ -4,6 +4,8 @@
 pub mod billing;
 pub mod db;
 mod error;
+pub mod holds;
+pub mod inbound;
 pub mod ops;
 pub mod queue;
 pub mod scheduling;

@@ -8,6 +8,7 @@ diesel::table! {
         paused_until -> Nullable<Timestamptz>,
         pause_reason -> Nullable<Text>,
         updated_at -> Timestamptz,
+        device_event_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -56,7 +57,7 @@ diesel::table! {
 diesel::table! {
     notifications (id) {
         id -> Int8,
-        invoice_id -> Int8,
+        invoice_id -> Nullable<Int8>,
         customer_id -> Int8,
         stage -> Text,
         channel -> Text,
@@ -70,6 +71,60 @@ diesel::table! {
         updated_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
         due_date -> Nullable<Date>,
+        reply_id -> Nullable<Int8>,
+        body -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    opt_outs (customer_id, channel) {
+        customer_id -> Int8,
+        channel -> Text,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pauses (id) {
+        id -> Int8,
+        customer_id -> Nullable<Int8>,
+        invoice_id -> Nullable<Int8>,
+        starts_on -> Date,
+        until -> Date,
+        reason -> Text,
+        created_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    delivery_states (id) {
+        id -> Int8,
+        provider_message_id -> Text,
+        notification_id -> Nullable<Int8>,
+        state -> Text,
+        state_id -> Nullable<Text>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    whatsapp_replies (id) {
+        id -> Int8,
+        dedup_key -> Text,
+        device -> Nullable<Text>,
+        sender -> Text,
+        sender_name -> Nullable<Text>,
+        message -> Text,
+        received_at -> Timestamptz,
+        customer_id -> Nullable<Int8>,
+        intent -> Text,
+        flagged -> Bool,
+        handled_at -> Nullable<Timestamptz>,
+        handled_by -> Nullable<Text>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -107,9 +162,13 @@ diesel::joinable!(notifications -> invoices (invoice_id));
 diesel::allow_tables_to_appear_in_same_query!(
     channel_state,
     customers,
+    delivery_states,
     invoices,
     jobs,
     notifications,
+    opt_outs,
+    pauses,
     schedule_runs,
+    whatsapp_replies,
     workers,
 );

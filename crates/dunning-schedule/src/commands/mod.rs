@@ -4,6 +4,7 @@
 mod confirm;
 mod doctor;
 mod failed;
+mod holds;
 mod import;
 mod invoice;
 mod stats;
@@ -77,6 +78,12 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
             InvoiceAction::Unpaid { numbers } => invoice::set_status(settings, &numbers, "unpaid"),
         },
+        Command::Pause { target } => holds::pause(settings, &target),
+        Command::Unpause { target } => holds::unpause(settings, &target),
+        Command::Optout { target } => holds::opt(settings, &target, false),
+        Command::Optin { target } => holds::opt(settings, &target, true),
+        Command::Pauses { json } => holds::list(settings, json),
+        Command::Replies { done, json } => holds::replies(settings, &done, json),
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")
         }

@@ -44,10 +44,14 @@ pub fn run(
         last_run: health::last_run(&mut conn)?,
         paused: health::paused_channels(&mut conn)?,
     };
+    let held = dunning_store::holds::held_counts(&mut conn, day)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report.json(settings))?);
+        let mut v = report.json(settings);
+        v["held"] = super::holds::held_json(&held);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.text(settings, m));
+        print!("{}", super::holds::held_text(&held, m));
     }
     Ok(())
 }

@@ -41,10 +41,12 @@ pub struct Failed {
 /// Failed deliveries created at or after `since` (all when `None`), newest first.
 pub fn list(conn: &mut PgConnection, since: Option<OffsetDateTime>) -> Result<Vec<Failed>> {
     Ok(diesel::sql_query(
-        "SELECT n.id, i.number AS invoice_number, c.name AS customer_name, n.stage, n.channel,
+        "SELECT n.id, COALESCE(i.number, 'reply #' || n.reply_id) AS invoice_number,
+                c.name AS customer_name, n.stage, n.channel,
                 n.run_date, n.recipient, n.attempts, n.error, n.updated_at AS failed_at
          FROM notifications n
-         JOIN invoices i ON i.id = n.invoice_id
+         -- an answer to a customer's WhatsApp reply has no invoice
+         LEFT JOIN invoices i ON i.id = n.invoice_id
          JOIN customers c ON c.id = n.customer_id
          WHERE n.status = 'failed' AND ($1::timestamptz IS NULL OR n.created_at >= $1)
          ORDER BY n.created_at DESC, n.id DESC",

@@ -1,0 +1,12 @@
+DROP INDEX notifications_one_answer;
+ALTER TABLE notifications DROP CONSTRAINT notifications_reminder_or_reply;
+DELETE FROM notifications WHERE invoice_id IS NULL;
+ALTER TABLE notifications DROP COLUMN body;
+ALTER TABLE notifications DROP COLUMN reply_id;
+ALTER TABLE notifications ALTER COLUMN invoice_id SET NOT NULL;
+DROP INDEX notifications_provider_message_id;
+DROP TABLE delivery_states;
+ALTER TABLE channel_state DROP COLUMN device_event_at;
+DROP TABLE whatsapp_replies;
+DROP TABLE opt_outs;
+DROP TABLE pauses;

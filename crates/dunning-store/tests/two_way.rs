@@ -306,12 +306,12 @@ fn disconnect_pauses_whatsapp_and_connect_releases_the_held_jobs_now() {
     .unwrap();
     let states = dunning_store::queue::channel_states(&mut conn).unwrap();
     assert!(
-        !states
+        states
             .iter()
             .find(|s| s.channel == Channel::WhatsApp)
             .unwrap()
             .paused_until
-            .is_some()
+            .is_none()
     );
     assert_eq!(
         count(
@@ -327,12 +327,12 @@ fn disconnect_pauses_whatsapp_and_connect_releases_the_held_jobs_now() {
     assert!(late.body.contains("ignored"), "{}", late.body);
     let states = dunning_store::queue::channel_states(&mut conn).unwrap();
     assert!(
-        !states
+        states
             .iter()
             .find(|s| s.channel == Channel::WhatsApp)
             .unwrap()
             .paused_until
-            .is_some()
+            .is_none()
     );
 }
 

@@ -34,6 +34,8 @@ diesel::table! {
         paid_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        from_billing -> Bool,
+        payment_url -> Nullable<Text>,
     }
 }
 

@@ -7,6 +7,7 @@ mod failed;
 mod import;
 mod invoice;
 mod stats;
+pub(crate) mod sync;
 mod test_dunning;
 mod test_whatsapp;
 
@@ -69,6 +70,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             invoices.as_deref(),
             skip_invalid,
         ),
+        Command::Sync { full, json } => sync::run(settings, full, json),
         Command::Invoice { action } => match action {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),

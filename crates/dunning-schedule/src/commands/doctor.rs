@@ -128,6 +128,14 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
     report(smtp(settings));
     report(fonnte(settings));
     report(templates(settings));
+    for (name, ok, detail, fix) in super::sync::doctor(settings) {
+        report(Check {
+            name,
+            ok,
+            detail,
+            fix,
+        });
+    }
 
     if failed == 0 {
         println!("{} All checks passed.", m.ok);

@@ -42,9 +42,12 @@ pub fn run(
         history: stats::per_day(&mut conn, day, days, offset)?,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report.json(settings))?);
+        let mut v = report.json(settings);
+        v["billing_sync"] = super::sync::stats_json(&mut conn)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.text(settings, m));
+        print!("{}", super::sync::stats_text(&mut conn)?);
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ use dunning_source::{Source, SourceError, Timeouts, Which};
 use dunning_store::ops::mirror;
 use dunning_test_db::TestDatabase;
 use dunning_test_db::mariadb::TestMariaDb;
+use std::path::PathBuf;
+
 use support::*;
 
 fn source(url: &str) -> Source {
@@ -460,4 +462,73 @@ invoices = "SELECT invoice_number AS number, customer_id AS customer_external_id
     );
     let mut src = source(billing.url());
     assert_eq!(src.count(Which::Invoices).unwrap(), 6);
+}
+
+#[test]
+fn the_phpnuxbill_example_reads_phpnuxbill_tables() {
+    let billing = TestMariaDb::new();
+    // The columns the example reads, as install/phpnuxbill.sql creates them
+    // (with its defaults for empty contacts: phonenumber '0', email '1').
+    billing.exec(
+        "CREATE TABLE tbl_customers (id INT PRIMARY KEY, username VARCHAR(45) NOT NULL,
+             fullname VARCHAR(45) NOT NULL, phonenumber VARCHAR(20) DEFAULT '0',
+             email VARCHAR(128) NOT NULL DEFAULT '1');
+         CREATE TABLE tbl_plans (id INT PRIMARY KEY, name_plan VARCHAR(40) NOT NULL,
+             price VARCHAR(40) NOT NULL, prepaid ENUM('yes','no') DEFAULT 'yes');
+         CREATE TABLE tbl_user_recharges (id INT PRIMARY KEY, customer_id INT NOT NULL,
+             username VARCHAR(32) NOT NULL, plan_id INT NOT NULL, namebp VARCHAR(40) NOT NULL,
+             recharged_on DATE NOT NULL, expiration DATE NOT NULL, time TIME NOT NULL,
+             status VARCHAR(20) NOT NULL);
+         INSERT INTO tbl_customers (id, username, fullname, phonenumber) VALUES
+             (1, 'budi', 'Budi Santoso', '085707211646');
+         INSERT INTO tbl_customers (id, username, fullname) VALUES (2, 'siti', 'Siti');
+         INSERT INTO tbl_plans VALUES (1, 'Home 10M', '150000', 'no'), (2, 'Voucher 1h', '5000', 'yes');
+         INSERT INTO tbl_user_recharges VALUES
+             (10, 1, 'budi', 1, 'Home 10M', '2025-10-18', '2025-11-18', '00:00:00', 'on'),
+             (11, 2, 'siti', 2, 'Voucher 1h', '2025-11-01', '2025-11-01', '01:00:00', 'off')",
+    );
+    let q = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/examples/billing-phpnuxbill.toml");
+    let cfg = config(billing.url(), &q);
+    assert!(
+        dunning_source::doctor::check(&cfg, wib())
+            .iter()
+            .all(|f| f.ok),
+        "{:#?}",
+        dunning_source::doctor::check(&cfg, wib())
+    );
+    let mut src = Source::connect(&cfg, cfg.queries().unwrap(), wib(), Timeouts::SYNC).unwrap();
+    let pg = TestDatabase::new();
+    let mut conn = pg.conn();
+    let r = sync(&mut src, &mut conn, false, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (r.counts.customers_new, r.counts.customers_rejected),
+        (2, 0),
+        "{r:?}"
+    );
+    let cust = mirror_customers(&mut conn);
+    assert_eq!(
+        (cust[1].email.as_deref(), cust[1].phone.as_deref()),
+        (None, None)
+    );
+    let inv = mirror_invoices(&mut conn);
+    assert_eq!(inv.len(), 1, "only the postpaid plan: {inv:?}");
+    assert_eq!(
+        (
+            inv[0].number.as_str(),
+            inv[0].amount,
+            inv[0].due_date.as_str()
+        ),
+        ("NUX-10-20251118", 150_000, "2025-11-18")
+    );
+    // Paying renews the package: the period's number is gone, the re-check skips it.
+    billing.exec("UPDATE tbl_user_recharges SET expiration = '2025-12-18' WHERE id = 10");
+    let mut recheck = dunning_source::Recheck::new(cfg, wib());
+    assert_eq!(recheck.invoice_status("NUX-10-20251118").unwrap(), None);
+    let r = sync(&mut src, &mut conn, true, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (r.counts.invoices_new, r.counts.invoices_void),
+        (1, 1),
+        "{r:?}"
+    );
 }

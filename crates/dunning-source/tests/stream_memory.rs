@@ -41,13 +41,25 @@ invoices = "SELECT CONCAT('INV-', seq) AS number, seq AS customer_external_id, 1
     let mut bytes = 0usize;
     src.read(Which::Invoices, &header, None, 5_000, &mut |chunk| {
         seen += chunk.len() as u64;
-        bytes += chunk.iter().flatten().flatten().map(String::len).sum::<usize>();
+        bytes += chunk
+            .iter()
+            .flatten()
+            .flatten()
+            .map(String::len)
+            .sum::<usize>();
         Ok(())
     })
     .unwrap();
     let peak = peak_rss_kib();
     assert_eq!(seen, ROWS);
-    assert!(bytes > 100_000_000, "the rows were really read: {bytes} bytes");
-    eprintln!("peak RSS {} MiB (before reading: {} MiB)", peak / 1024, before / 1024);
+    assert!(
+        bytes > 100_000_000,
+        "the rows were really read: {bytes} bytes"
+    );
+    eprintln!(
+        "peak RSS {} MiB (before reading: {} MiB)",
+        peak / 1024,
+        before / 1024
+    );
     assert!(peak < 50 * 1024, "peak RSS {} KiB for {ROWS} rows", peak);
 }

@@ -95,7 +95,9 @@ fn the_source_going_down_mid_day_holds_reminders_once_the_mirror_is_stale() {
         .unwrap();
     assert!(!ids.is_empty(), "the re-check's connection is open");
     for id in ids {
-        admin.query_drop(format!("KILL {id}")).unwrap();
+        // A connection that closed meanwhile (a setup connection still listed) is
+        // "Unknown thread id": fine. The assertion below proves ours was killed.
+        let _ = admin.query_drop(format!("KILL {id}"));
     }
     let down = recheck.invoice_status("INV-1");
     assert!(down.is_err(), "{down:?}");

@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// Print one JSON summary (for monitoring) instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Do not sync the billing source first (BILLING_DATABASE_URL): queue from the
+    /// mirror as it is, e.g. while the billing database is down.
+    #[arg(long)]
+    pub no_sync: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +195,18 @@ pub enum Command {
     Resume {
         /// The channel: email or whatsapp (default: both).
         channel: Option<String>,
+    },
+
+    /// Mirror customers and invoices from the billing database (BILLING_DATABASE_URL,
+    /// queries in BILLING_QUERIES); incremental when the invoices query returns updated_at.
+    Sync {
+        /// Read every row and void the invoices the source no longer returns (the
+        /// default when the last full sync is over 24 hours old or there is no updated_at).
+        #[arg(long)]
+        full: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Mark invoices paid or void (for operators without a billing application).

@@ -24,6 +24,13 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let marks = Marks::detect(args.emoji);
     crate::commands::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
+    if !args.no_sync
+        && let Some(line) =
+            crate::commands::sync::before_run(settings, &mut conn, args.quiet || args.json)?
+        && !args.json
+    {
+        println!("{line}");
+    }
     let host = dunning_store::db::hostname();
     let report = scheduling::schedule(
         &mut conn,

@@ -36,6 +36,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         is_test -> Bool,
+        from_billing -> Bool,
+        payment_url -> Nullable<Text>,
     }
 }
 

@@ -9,6 +9,8 @@
 //! starts a local one and sets it). Without it every test that needs a database
 //! fails with an explanation: a storage test never passes by skipping.
 
+pub mod mariadb;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -123,6 +125,28 @@ impl TestDatabase {
         sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
             .execute(&mut conn)
             .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
+        TestDatabase {
+            url: with_database(&admin, &name),
+            name,
+            admin_url: admin,
+        }
+    }
+
+    /// Creates a fresh, empty database (no migrations): a PostgreSQL billing source.
+    pub fn plain() -> Self {
+        let admin = admin_url();
+        let name = format!(
+            "billing_src_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() % 1_000_000_000)
+                .unwrap_or(0)
+        );
+        let mut conn = connect(&admin);
+        sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .unwrap_or_else(|e| panic!("create database {name}: {e}"));
         TestDatabase {
             url: with_database(&admin, &name),
             name,

@@ -153,6 +153,15 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
     let template_check = templates(settings);
     let broken_templates = !template_check.ok;
     report(template_check);
+    for (name, ok, detail, fix) in super::sync::doctor(settings) {
+        report(Check {
+            name,
+            ok,
+            warn: false,
+            detail,
+            fix,
+        });
+    }
 
     if broken_templates {
         Err(UsageError(format!(

@@ -8,6 +8,7 @@ mod holds;
 mod import;
 mod invoice;
 mod stats;
+pub(crate) mod sync;
 mod test_dunning;
 mod test_whatsapp;
 
@@ -73,6 +74,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             invoices.as_deref(),
             skip_invalid,
         ),
+        Command::Sync { full, json } => sync::run(settings, full, json),
         Command::Invoice { action } => match action {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),

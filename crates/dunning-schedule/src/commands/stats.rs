@@ -48,10 +48,12 @@ pub fn run(
     if json {
         let mut v = report.json(settings);
         v["held"] = super::holds::held_json(&held);
+        v["billing_sync"] = super::sync::stats_json(&mut conn)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.text(settings, m));
         print!("{}", super::holds::held_text(&held, m));
+        print!("{}", super::sync::stats_text(&mut conn)?);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod failed;
 pub mod health;
 pub mod import;
+pub mod mirror;
 pub mod stats;
 pub mod test_dunning;
 

@@ -1,0 +1,353 @@
+//! `dunning-schedule sync`: the source's rows into Dunning's mirror.
+//!
+//! Full or incremental:
+//! - **full** reads every row of both queries and voids the invoices an earlier
+//!   sync wrote that the source no longer returns;
+//! - **incremental** (when the invoices query returns `updated_at` and a full
+//!   sync succeeded in the last 24 hours) reads only rows whose `updated_at` is at
+//!   or after the last sync's newest one, less 5 minutes for transactions that
+//!   committed late. It cannot see deleted rows: the daily full sync and the live
+//!   re-check before each send cover those.
+//!
+//! The mirror is written in one transaction: a sync that fails half way (source
+//! gone, bad query) changes nothing, and the failure is recorded in `billing_sync`.
+
+use diesel::Connection;
+use diesel::pg::PgConnection;
+use dunning_store::ops::import::CustomerRow;
+use dunning_store::ops::mirror::{self, Keys, SourceInvoice, SyncCounts};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
+
+use crate::client::{Header, Row, Source, Which};
+use crate::error::SourceError;
+use crate::rows;
+
+/// Rows per chunk read from the source and written to the mirror.
+pub const CHUNK: usize = 5_000;
+/// Rejected rows kept for the report (the count covers all of them).
+pub const KEEP_REJECTED: usize = 1_000;
+/// How far back an incremental sync starts before the last watermark.
+const LOOKBACK: Duration = Duration::minutes(5);
+/// How old the last full sync may be for an incremental one.
+const FULL_EVERY: Duration = Duration::hours(24);
+
+/// Full or incremental.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Full,
+    Incremental,
+}
+
+impl Mode {
+    /// `full` or `incremental`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+        }
+    }
+}
+
+/// A row left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// `customers` or `invoices`.
+    pub query: &'static str,
+    /// External id, invoice number, or `row N`.
+    pub key: String,
+    pub reason: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SyncReport {
+    pub mode: Mode,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    /// The first [`KEEP_REJECTED`] rejected rows.
+    pub rejected: Vec<Rejected>,
+    pub seconds: f64,
+}
+
+/// Syncs the source into the mirror and records the outcome in `billing_sync`.
+/// `full` forces a full sync. `progress` is told the query and the rows read so far.
+pub fn sync(
+    src: &mut Source,
+    conn: &mut PgConnection,
+    full: bool,
+    progress: &mut dyn FnMut(Which, u64),
+) -> Result<SyncReport, SourceError> {
+    let started = std::time::Instant::now();
+    let id = mirror::start(conn, Mode::Full.as_str())?;
+    match run(src, conn, full, progress) {
+        Ok((mode, run, cw, iw)) => {
+            mirror::finish(
+                conn,
+                id,
+                mode.as_str(),
+                Ok((&run.counts, cw.as_deref(), iw.as_deref())),
+            )?;
+            Ok(SyncReport {
+                mode,
+                counts: run.counts,
+                rejected: run.rejected,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err((mode, e)) => {
+            if let Err(record) = mirror::finish(conn, id, mode.as_str(), Err(&e.to_string())) {
+                log::warn!("could not record the failed sync {id}: {record}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Records a sync that could not even start (source unreachable, bad queries
+/// file), so that `stats` and `doctor` show it.
+pub fn record_failure(conn: &mut PgConnection, error: &str) -> Result<(), SourceError> {
+    let id = mirror::start(conn, Mode::Full.as_str())?;
+    mirror::finish(conn, id, Mode::Full.as_str(), Err(error))?;
+    Ok(())
+}
+
+type Done = (Mode, Run, Option<String>, Option<String>);
+
+fn run(
+    src: &mut Source,
+    conn: &mut PgConnection,
+    full: bool,
+    progress: &mut dyn FnMut(Which, u64),
+) -> Result<Done, (Mode, SourceError)> {
+    let now = OffsetDateTime::now_utc();
+    let fail = |mode: Mode| move |e: SourceError| (mode, e);
+    let previous = mirror::last_success(conn, false)
+        .map_err(SourceError::from)
+        .map_err(fail(Mode::Full))?;
+    let last_full = mirror::last_success(conn, true)
+        .map_err(SourceError::from)
+        .map_err(fail(Mode::Full))?;
+    let customers_h = src
+        .checked_header(Which::Customers)
+        .map_err(fail(Mode::Full))?;
+    let invoices_h = src
+        .checked_header(Which::Invoices)
+        .map_err(fail(Mode::Full))?;
+    let recent_full = last_full
+        .as_ref()
+        .and_then(|r| r.finished_at)
+        .is_some_and(|t| now - t < FULL_EVERY);
+    let mode = if !full && recent_full && invoices_h.has("updated_at") {
+        Mode::Incremental
+    } else {
+        Mode::Full
+    };
+    let since = |h: &Header, mark: Option<&String>| -> Option<String> {
+        if mode == Mode::Full || !h.has("updated_at") {
+            return None;
+        }
+        let t = rows::date_time(mark?).ok()?;
+        Some(rows::watermark_text(t - LOOKBACK))
+    };
+    let customers_since = since(
+        &customers_h,
+        previous
+            .as_ref()
+            .and_then(|p| p.customers_watermark.as_ref()),
+    );
+    let invoices_since = since(
+        &invoices_h,
+        previous
+            .as_ref()
+            .and_then(|p| p.invoices_watermark.as_ref()),
+    );
+    let run = conn
+        .transaction::<_, SourceError, _>(|conn| {
+            mirror::begin(conn)?;
+            let mut run = Run {
+                counts: SyncCounts::default(),
+                rejected: Vec::new(),
+                customers_mark: None,
+                invoices_mark: None,
+            };
+            run.customers(
+                src,
+                conn,
+                &customers_h,
+                customers_since.as_deref(),
+                progress,
+            )?;
+            run.invoices(src, conn, &invoices_h, invoices_since.as_deref(), progress)?;
+            if mode == Mode::Full {
+                run.counts.invoices_void = count(mirror::void_missing(conn)?);
+            }
+            Ok(run)
+        })
+        .map_err(fail(mode))?;
+    // A watermark carries over when this sync read nothing newer.
+    let keep = |new: Option<PrimitiveDateTime>, old: Option<&String>, h: &Header| {
+        if !h.has("updated_at") {
+            return None;
+        }
+        let old = old.and_then(|o| rows::date_time(o).ok());
+        new.max(old).map(rows::watermark_text)
+    };
+    let cw = keep(
+        run.customers_mark,
+        previous
+            .as_ref()
+            .and_then(|p| p.customers_watermark.as_ref()),
+        &customers_h,
+    );
+    let iw = keep(
+        run.invoices_mark,
+        previous
+            .as_ref()
+            .and_then(|p| p.invoices_watermark.as_ref()),
+        &invoices_h,
+    );
+    Ok((mode, run, cw, iw))
+}
+
+/// A count for `billing_sync` (saturating).
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+struct Run {
+    counts: SyncCounts,
+    rejected: Vec<Rejected>,
+    customers_mark: Option<PrimitiveDateTime>,
+    invoices_mark: Option<PrimitiveDateTime>,
+}
+
+impl Run {
+    fn reject(&mut self, query: &'static str, key: String, reason: String) {
+        if self.rejected.len() < KEEP_REJECTED {
+            self.rejected.push(Rejected { query, key, reason });
+        }
+    }
+
+    fn customers(
+        &mut self,
+        src: &mut Source,
+        conn: &mut PgConnection,
+        h: &Header,
+        since: Option<&str>,
+        progress: &mut dyn FnMut(Which, u64),
+    ) -> Result<(), SourceError> {
+        let mut read: u64 = 0;
+        src.read(Which::Customers, h, since, CHUNK, &mut |chunk: &[Row]| {
+            let mut good: Vec<CustomerRow> = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                read += 1;
+                if let Some(t) = rows::updated_at(h, row) {
+                    self.customers_mark = self.customers_mark.max(Some(t));
+                }
+                match rows::customer(h, row, read) {
+                    Ok(c) => good.push(c),
+                    Err(bad) => {
+                        self.counts.customers_rejected += 1;
+                        self.reject("customers", bad.key, bad.reasons.join("; "));
+                    }
+                }
+            }
+            let keys: Vec<&str> = good
+                .iter()
+                .filter_map(|c| c.external_id.as_deref())
+                .collect();
+            let fresh = mirror::mark_seen(conn, Keys::Customers, &keys)?;
+            let mut unique = Vec::with_capacity(good.len());
+            for (c, first) in good.into_iter().zip(fresh) {
+                if first {
+                    unique.push(c);
+                } else {
+                    self.counts.customers_rejected += 1;
+                    let key = c.external_id.unwrap_or_default();
+                    self.reject(
+                        "customers",
+                        key.clone(),
+                        format!("duplicate external_id {key:?}: the query returns it more than once (the first row is used)"),
+                    );
+                }
+            }
+            let c = mirror::upsert_customers(conn, &unique)?;
+            self.counts.customers_new += count(c.created);
+            self.counts.customers_changed += count(c.updated);
+            self.counts.customers_unchanged += count(c.unchanged);
+            progress(Which::Customers, read);
+            Ok(())
+        })
+    }
+
+    fn invoices(
+        &mut self,
+        src: &mut Source,
+        conn: &mut PgConnection,
+        h: &Header,
+        since: Option<&str>,
+        progress: &mut dyn FnMut(Which, u64),
+    ) -> Result<(), SourceError> {
+        let mut read: u64 = 0;
+        src.read(Which::Invoices, h, since, CHUNK, &mut |chunk: &[Row]| {
+            // Every number read counts as present in the source, even on a rejected
+            // row: a malformed amount must not void the invoice.
+            let numbers: Vec<&str> = chunk
+                .iter()
+                .filter_map(|r| h.get(r, "number").map(str::trim).filter(|n| !n.is_empty()))
+                .collect();
+            let fresh = mirror::mark_seen(conn, Keys::Invoices, &numbers)?;
+            let mut fresh = fresh.into_iter();
+            let mut good: Vec<SourceInvoice> = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                read += 1;
+                let has_number = h.get(row, "number").is_some_and(|n| !n.trim().is_empty());
+                let first = if has_number {
+                    fresh.next().unwrap_or(true)
+                } else {
+                    true
+                };
+                match rows::invoice(h, row, read) {
+                    Ok((inv, updated)) => {
+                        self.invoices_mark = self.invoices_mark.max(updated);
+                        if first {
+                            good.push(inv);
+                        } else {
+                            self.counts.invoices_rejected += 1;
+                            let n = inv.number;
+                            self.reject(
+                                "invoices",
+                                n.clone(),
+                                format!("duplicate number {n:?}: the query returns it more than once (the first row is used)"),
+                            );
+                        }
+                    }
+                    Err(bad) => {
+                        self.counts.invoices_rejected += 1;
+                        self.reject("invoices", bad.key, bad.reasons.join("; "));
+                    }
+                }
+            }
+            let (c, orphans) = mirror::upsert_invoices(conn, &good)?;
+            self.counts.invoices_new += count(c.created);
+            self.counts.invoices_changed += count(c.updated);
+            self.counts.invoices_unchanged += count(c.unchanged);
+            for n in orphans {
+                self.counts.invoices_rejected += 1;
+                let ext = good
+                    .iter()
+                    .find(|i| i.number == n)
+                    .map(|i| i.customer_external_id.clone())
+                    .unwrap_or_default();
+                self.reject(
+                    "invoices",
+                    n,
+                    format!("unknown customer {ext:?}: the customers query returns no valid row with this external_id"),
+                );
+            }
+            progress(Which::Invoices, read);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE billing_sync;
+ALTER TABLE invoices DROP COLUMN from_billing;
+ALTER TABLE invoices DROP COLUMN IF EXISTS payment_url;

@@ -860,10 +860,13 @@ fn billing_never_waits_on_a_send_in_flight() {
         ..setup(2)
     };
     pause_whatsapp(&s);
+    let in_flight = Arc::new(AtomicBool::new(false));
+    let flag = in_flight.clone();
+    *s.email.on_send.lock().unwrap() = Some(Box::new(move || flag.store(true, Ordering::SeqCst)));
     let w = worker(&s, Config::for_tests("default"));
     let waited = std::thread::scope(|scope| {
         let drain = scope.spawn(|| w.run());
-        while s.email.calls() == 0 {
+        while !in_flight.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
         }
         // A payment of the invoice being sent to, and of the next one, while the

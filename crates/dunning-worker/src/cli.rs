@@ -1,6 +1,11 @@
 //! Command-line interface of `dunning-worker`.
 
+use std::time::Duration;
+
 use clap::Parser;
+use dunning_core::Settings;
+
+use crate::Config;
 
 /// Dunning queue worker: takes reminder jobs from the database, re-checks that the
 /// invoice is still unpaid, sends by Email or WhatsApp, records the outcome and
@@ -68,6 +73,33 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The worker's configuration from these flags and `settings`, validated.
+    pub fn config(&self, settings: &Settings) -> Result<Config, String> {
+        let backoff = self.backoff_secs()?;
+        if !self.sleep.is_finite() || self.sleep < 0.0 {
+            return Err(format!(
+                "--sleep {} is invalid: a number of seconds, e.g. 3",
+                self.sleep
+            ));
+        }
+        Ok(Config {
+            queue: self.queue.clone(),
+            tries: self.tries,
+            backoff: backoff.into_iter().map(Duration::from_secs).collect(),
+            retry_after: Duration::from_secs(self.retry_after),
+            sleep: Duration::from_secs_f64(self.sleep),
+            concurrency: self.concurrency,
+            once: self.once,
+            max_jobs: self.max_jobs,
+            max_time: self.max_time.map(Duration::from_secs),
+            whatsapp_interval: settings.whatsapp_min_interval,
+            monthly_quota: settings.fonnte_monthly_quota,
+            zone: settings.zone.clone(),
+            window: settings.send_window,
+            channel_pause: Duration::from_secs(300),
+        })
+    }
+
     /// The backoff list, validated.
     pub fn backoff_secs(&self) -> Result<Vec<u64>, String> {
         let parsed: Result<Vec<u64>, _> = self

@@ -244,27 +244,19 @@ fn tls_parameters(smtp: &SmtpSettings) -> Result<TlsParameters, SendError> {
 }
 
 fn read_ca_file(path: &Path) -> Result<Certificate, SendError> {
-    let pem = std::fs::read(path).map_err(|e| {
+    let bad = |what: String| {
         SendError::channel_wide(
             PauseKind::Config,
-            format!("MAIL_TLS_CA_FILE={}: cannot read it: {e}", path.display()),
+            format!("MAIL_TLS_CA_FILE={}: {what}", path.display()),
             fix::MAIL_CA_FILE,
         )
-    })?;
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     let cert = Certificate::from_pem(&pem).ok().filter(|_| {
         // `from_pem` accepts a file without any certificate; that is a mistake too.
         String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----")
     });
-    cert.ok_or_else(|| {
-        SendError::channel_wide(
-            PauseKind::Config,
-            format!(
-                "MAIL_TLS_CA_FILE={}: no PEM certificate in it",
-                path.display()
-            ),
-            fix::MAIL_CA_FILE,
-        )
-    })
+    cert.ok_or_else(|| bad("no PEM certificate in it".into()))
 }
 
 /// Writes each message as an `.eml` file into the outbox.

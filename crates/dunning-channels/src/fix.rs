@@ -16,7 +16,7 @@ pub const FONNTE_URL: &str = "set FONNTE_URL to https://api.fonnte.com (or unset
 pub const WHATSAPP_LOG_DRIVER: &str =
     "set WHATSAPP_DRIVER=fonnte and FONNTE_TOKEN to send through Fonnte";
 pub const WHATSAPP_NUMBER: &str = "the provider refused this message: check the customer's phone number (an active WhatsApp number) and the text";
-pub const WHATSAPP_NETWORK: &str = "a temporary problem reaching Fonnte: check this server's network connection to FONNTE_URL; the worker retries by itself";
+pub const WHATSAPP_NETWORK: &str = "a temporary problem reaching Fonnte: check this server's network connection to FONNTE_URL, then try again";
 
 pub const MAIL_FROM: &str = "set MAIL_FROM_ADDRESS to the sender address, e.g. noreply@wikarta.com";
 pub const MAIL_STARTTLS: &str = "if the server uses implicit TLS set MAIL_ENCRYPTION=ssl and MAIL_PORT=465; check MAIL_HOST and MAIL_PORT (587 is the usual STARTTLS port); MAIL_ENCRYPTION=none only for a trusted local relay";
@@ -29,7 +29,7 @@ pub const MAIL_LOGIN: &str = "check MAIL_USERNAME and MAIL_PASSWORD; for Gmail, 
 pub const MAIL_LOGIN_REQUIRED: &str =
     "set MAIL_USERNAME and MAIL_PASSWORD (for Gmail: your address and an App Password)";
 pub const MAIL_ADDRESS: &str = "the mail server refused this message: check the customer's email address; other messages are not affected";
-pub const MAIL_NETWORK: &str = "a temporary problem reaching the mail server: check MAIL_HOST and MAIL_PORT and this server's network connection to it; the worker retries by itself";
+pub const MAIL_NETWORK: &str = "a temporary problem reaching the mail server: check MAIL_HOST and MAIL_PORT and this server's network connection to it, then try again";
 
 pub const OUTBOX: &str =
     "check that DUNNING_OUTBOX_DIR points to a writable folder with free space";

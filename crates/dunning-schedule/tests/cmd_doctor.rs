@@ -273,3 +273,25 @@ fn doctor_shows_the_company_name_and_warns_on_the_default() {
         "{text}"
     );
 }
+
+/// Issue 14: the SMTP check's fix is about the mail server, never about Fonnte.
+#[test]
+fn an_smtp_connection_failure_points_at_the_mail_settings_not_fonnte() {
+    let fake = FonnteFake::start();
+    let mut env = healthy(&fake);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.set("MAIL_MAILER", "smtp");
+    env.set("MAIL_HOST", "127.0.0.1");
+    env.set("MAIL_PORT", closed.to_string());
+    env.set("MAIL_ENCRYPTION", "none");
+    env.set("MAIL_FROM_ADDRESS", "noreply@wikarta.com");
+    env.set("MAIL_TIMEOUT", "2");
+    let text = expect_code(&env.run(&["doctor"]), 1);
+    let fix = fix_after(&text, "SMTP");
+    assert!(!fix.contains("FONNTE"), "{fix}");
+    assert!(fix.contains("MAIL_HOST"), "{fix}");
+}

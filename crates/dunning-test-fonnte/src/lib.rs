@@ -108,7 +108,8 @@ impl Reply {
     }
 }
 
-/// Every `reason` Fonnte is documented to answer (fonnte.md, "Known reason strings").
+/// Every `reason` Fonnte is documented to answer (its API documentation's known
+/// reason strings).
 pub const DOCUMENTED_REASONS: &[&str] = &[
     "token invalid",
     "unknown token",

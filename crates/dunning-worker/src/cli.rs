@@ -1,6 +1,11 @@
 //! Command-line interface of `dunning-worker`.
 
+use std::time::Duration;
+
 use clap::Parser;
+use dunning_core::Settings;
+
+use crate::Config;
 
 /// Dunning queue worker: takes reminder jobs from the database, re-checks that the
 /// invoice is still unpaid, sends by Email or WhatsApp, records the outcome and
@@ -73,6 +78,28 @@ pub struct Cli {
 pub const MAX_WAIT_SECS: u64 = 30 * 24 * 3600;
 
 impl Cli {
+    /// The worker's configuration from these flags and `settings`, validated.
+    pub fn config(&self, settings: &Settings) -> Result<Config, String> {
+        let backoff = self.backoff_secs()?;
+        let sleep = self.sleep_duration()?;
+        Ok(Config {
+            queue: self.queue.clone(),
+            tries: self.tries,
+            backoff: backoff.into_iter().map(Duration::from_secs).collect(),
+            retry_after: Duration::from_secs(self.retry_after),
+            sleep,
+            concurrency: self.concurrency,
+            once: self.once,
+            max_jobs: self.max_jobs,
+            max_time: self.max_time.map(Duration::from_secs),
+            whatsapp_interval: settings.whatsapp_min_interval,
+            monthly_quota: settings.fonnte_monthly_quota,
+            zone: settings.zone.clone(),
+            window: settings.send_window,
+            channel_pause: Duration::from_secs(300),
+        })
+    }
+
     /// The backoff list, validated.
     pub fn backoff_secs(&self) -> Result<Vec<u64>, String> {
         let parsed: Result<Vec<u64>, _> = self

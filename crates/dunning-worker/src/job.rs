@@ -43,6 +43,14 @@ impl Trace {
     }
 }
 
+/// A send and what it returned, to be recorded.
+struct Sent<'a> {
+    job: &'a ClaimedJob,
+    ready: &'a Ready,
+    result: Result<Delivered, SendError>,
+    trace: &'a Trace,
+}
+
 impl Worker {
     /// Takes `job` (and the WhatsApp send `slot` it holds, if any) to its next
     /// state: the re-check, then the send and its outcome, or the skip, hold or
@@ -123,21 +131,20 @@ impl Worker {
             body: &ready.rendered.body,
             reference: &ready.reference,
         };
-        let result = self.senders.get(job.channel).send(&msg);
-        self.record(conn, job, ready, &result, trace)
+        let sent = Sent {
+            job,
+            ready,
+            result: self.senders.get(job.channel).send(&msg),
+            trace,
+        };
+        self.record(conn, &sent)
     }
 
     /// Records what a send did, retrying the write until the database takes it:
     /// the message is out, and its outcome must not be lost.
-    fn record(
-        &self,
-        conn: &mut PgConnection,
-        job: &ClaimedJob,
-        ready: &Ready,
-        result: &Result<Delivered, SendError>,
-        trace: &Trace,
-    ) -> Result<(), StoreError> {
-        match self.record_once(conn, job, ready, result, trace) {
+    fn record(&self, conn: &mut PgConnection, sent: &Sent<'_>) -> Result<(), StoreError> {
+        let job = sent.job;
+        match self.record_once(conn, sent) {
             Err(e) if e.is_connection_problem() => {}
             other => return other,
         }
@@ -157,7 +164,7 @@ impl Worker {
                 .pool
                 .get()
                 .map_err(StoreError::from)
-                .and_then(|mut c| self.record_once(&mut c, job, ready, result, trace));
+                .and_then(|mut c| self.record_once(&mut c, sent));
             match attempt {
                 Ok(()) => {
                     return Err(StoreError::ConnectionLost(
@@ -174,14 +181,14 @@ impl Worker {
         }
     }
 
-    fn record_once(
-        &self,
-        conn: &mut PgConnection,
-        job: &ClaimedJob,
-        ready: &Ready,
-        result: &Result<Delivered, SendError>,
-        trace: &Trace,
-    ) -> Result<(), StoreError> {
+    fn record_once(&self, conn: &mut PgConnection, sent: &Sent<'_>) -> Result<(), StoreError> {
+        let Sent {
+            job,
+            ready,
+            result,
+            trace,
+        } = sent;
+        let (job, trace) = (*job, *trace);
         match result {
             Ok(delivered) => {
                 let sent = Final::Sent {

@@ -3,14 +3,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use clap::Parser;
 use dunning_core::Settings;
 use dunning_core::message::Templates;
 use dunning_core::startup::{self, Exit};
 use dunning_worker::cli::Cli;
-use dunning_worker::{Config, Senders, Worker};
+use dunning_worker::{Senders, Worker};
 use log::info;
 
 fn main() -> ExitCode {
@@ -42,8 +41,7 @@ enum Failure {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let settings = Settings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
-    let backoff = cli.backoff_secs().map_err(Failure::Usage)?;
-    let sleep = cli.sleep_duration().map_err(Failure::Usage)?;
+    let cfg = cli.config(&settings).map_err(Failure::Usage)?;
     let url = settings
         .require_database_url()
         .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -71,22 +69,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
     }
-    let cfg = Config {
-        queue: cli.queue.clone(),
-        tries: cli.tries,
-        backoff: backoff.into_iter().map(Duration::from_secs).collect(),
-        retry_after: Duration::from_secs(cli.retry_after),
-        sleep,
-        concurrency: cli.concurrency,
-        once: cli.once,
-        max_jobs: cli.max_jobs,
-        max_time: cli.max_time.map(Duration::from_secs),
-        whatsapp_interval: settings.whatsapp_min_interval,
-        monthly_quota: settings.fonnte_monthly_quota,
-        zone: settings.zone.clone(),
-        window: settings.send_window,
-        channel_pause: Duration::from_secs(300),
-    };
     let worker = Worker::new(
         pool,
         Senders {
@@ -110,7 +92,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let s = &worker.stats;
     use std::sync::atomic::Ordering::Relaxed;
     info!(
-        "dunning-worker stopped: {} sent, {} failed, {} skipped, {} retried later, {} paused",
+        "dunning-worker stopped: {} sent, {} failed, {} skipped, {} retried later, {} held or paused",
         s.sent.load(Relaxed),
         s.failed.load(Relaxed),
         s.skipped.load(Relaxed),

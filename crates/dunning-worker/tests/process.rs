@@ -84,3 +84,45 @@ fn unreachable_database_is_one_line_exit_1() {
         "{err}"
     );
 }
+
+/// Issue 14: a worker with nothing it may send says why the waiting jobs wait.
+#[test]
+fn an_idle_worker_says_the_send_window_holds_the_jobs_and_until_when() {
+    use diesel::RunQueryDsl;
+    let db = TestDatabase::new();
+    let outbox = tempfile::tempdir().unwrap();
+    diesel::sql_query(
+        "WITH c AS (INSERT INTO customers (name, email) VALUES ('Budi', 'budi@example.com') RETURNING id),
+              i AS (INSERT INTO invoices (number, customer_id, amount, due_date)
+                    SELECT 'INV-1', id, 150000, current_date + 3 FROM c RETURNING id, customer_id),
+              n AS (INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient)
+                    SELECT id, customer_id, 'T-3', 'email', current_date, 'budi@example.com' FROM i RETURNING id)
+         INSERT INTO jobs (notification_id, channel) SELECT id, 'email' FROM n",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    // A one-minute window that is not now.
+    let now = dunning_core::Zone::default().local(time::OffsetDateTime::now_utc());
+    let start = now.time() + time::Duration::hours(2);
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start.hour(),
+        start.minute(),
+        (start + time::Duration::minutes(1)).hour(),
+        (start + time::Duration::minutes(1)).minute()
+    );
+    let out = bin(&db, outbox.path())
+        .env("DUNNING_SEND_WINDOW", &window)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let said = format!("1 job(s) held by the send window {window} until ");
+    let opens = format!("{:02}:{:02} WIB", start.hour(), start.minute());
+    assert!(
+        log.lines().any(|l| l.contains(&said) && l.contains(&opens)),
+        "expected {said:?} … {opens:?} in\n{log}"
+    );
+    assert!(!log.contains("nothing is due now"), "{log}");
+}

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod db;
 mod error;
 pub mod ops;
+pub mod payments;
 mod prepared;
 pub mod queue;
 pub mod scheduling;

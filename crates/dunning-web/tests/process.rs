@@ -30,7 +30,10 @@ fn serves_healthz_and_stops_cleanly_on_sigterm() {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
     let base = loop {
-        let line = lines.next().expect("dunning-web exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("dunning-web exited before listening")
+            .unwrap();
         log.push(line.clone());
         if let Some(rest) = line.split("listening on ").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
@@ -42,7 +45,12 @@ fn serves_healthz_and_stops_cleanly_on_sigterm() {
         .into();
     let mut r = agent.get(&format!("{base}/healthz")).call().unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.body_mut().read_to_string().unwrap().contains("\"database\":\"ok\""));
+    assert!(
+        r.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("\"database\":\"ok\"")
+    );
     let forged = agent
         .post(&format!("{base}/webhooks/xendit"))
         .header("x-callback-token", "forged")
@@ -52,20 +60,33 @@ fn serves_healthz_and_stops_cleanly_on_sigterm() {
     drop(agent);
 
     let t0 = Instant::now();
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "dunning-web did not stop within 10 s of SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dunning-web did not stop within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     log.extend(lines.map_while(Result::ok));
     let log = log.join("\n");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM; log:\n{log}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM; log:\n{log}"
+    );
     assert!(log.contains("xendit callback refused"), "{log}");
     assert!(log.contains("dunning-web stopped"), "{log}");
-    assert!(!log.contains("secret-token-never-logged"), "a secret reached the log:\n{log}");
+    assert!(
+        !log.contains("secret-token-never-logged"),
+        "a secret reached the log:\n{log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

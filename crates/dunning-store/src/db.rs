@@ -58,6 +58,23 @@ pub fn pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
         })
 }
 
+/// A pool of plain connections (no queue session settings), for `dunning-web`: its
+/// statements are few and short, planned as PostgreSQL sees fit.
+pub fn plain_pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
+    drop(connect(url)?);
+    Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(0))
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .test_on_check_out(true)
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .build(ConnectionManager::<PgConnection>::new(url))
+        .map_err(|e| StoreError::Connect {
+            target: describe_url(url),
+            reason: one_line(&e),
+        })
+}
+
 /// Applies every pending migration and returns their names, oldest first.
 pub fn run_pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
     let applied = conn

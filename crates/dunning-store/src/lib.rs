@@ -7,6 +7,7 @@ mod error;
 pub mod holds;
 pub mod inbound;
 pub mod ops;
+pub mod payments;
 pub mod queue;
 pub mod scheduling;
 pub mod schema;

@@ -131,6 +131,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    payment_links (invoice_id, gateway) {
+        invoice_id -> Int8,
+        gateway -> Text,
+        order_id -> Text,
+        reference -> Text,
+        url -> Text,
+        expires_at -> Timestamptz,
+        generation -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Int8,
+        gateway -> Text,
+        reference -> Text,
+        order_id -> Text,
+        invoice_id -> Nullable<Int8>,
+        amount -> Int8,
+        currency -> Text,
+        paid_at -> Timestamptz,
+        raw -> Jsonb,
+        flag -> Nullable<Text>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     schedule_runs (id) {
         id -> Int8,
         run_date -> Date,
@@ -160,6 +189,8 @@ diesel::table! {
 diesel::joinable!(invoices -> customers (customer_id));
 diesel::joinable!(jobs -> notifications (notification_id));
 diesel::joinable!(notifications -> invoices (invoice_id));
+diesel::joinable!(payment_links -> invoices (invoice_id));
+diesel::joinable!(payments -> invoices (invoice_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     channel_state,
@@ -170,6 +201,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     opt_outs,
     pauses,
+    payment_links,
+    payments,
     schedule_runs,
     whatsapp_replies,
     workers,

@@ -1,0 +1,2 @@
+DROP TABLE payment_links;
+DROP TABLE payments;

@@ -7,6 +7,7 @@ pub mod contact;
 pub mod format;
 pub mod mask;
 pub mod message;
+pub mod secret;
 pub mod stage;
 pub mod zone;
 

@@ -9,10 +9,11 @@ mod invoice;
 mod stats;
 mod test_dunning;
 mod test_whatsapp;
+mod web_user;
 
 use dunning_core::Settings;
 
-use crate::cli::{Command, InvoiceAction};
+use crate::cli::{Command, InvoiceAction, WebUserAction};
 use crate::output::Marks;
 
 /// Runs an operator command (the scheduler run and `migrate` are dispatched by the caller).
@@ -72,6 +73,15 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Invoice { action } => match action {
             InvoiceAction::Paid { numbers } => invoice::set_status(settings, &numbers, "paid"),
             InvoiceAction::Void { numbers } => invoice::set_status(settings, &numbers, "void"),
+        },
+        Command::WebUser { action } => match action {
+            WebUserAction::Add {
+                name,
+                role,
+                password_stdin,
+            } => web_user::add(settings, &name, &role, password_stdin),
+            WebUserAction::List => web_user::list(settings),
+            WebUserAction::Remove { name } => web_user::remove(settings, &name),
         },
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")

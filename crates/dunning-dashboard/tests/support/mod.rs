@@ -195,7 +195,14 @@ impl Browser {
             .unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
+    /// Clicks an element that navigates (a link or a submit button) and waits until
+    /// the next page has loaded: the old page's root element goes stale.
     pub async fn click(&self, css: &str) {
+        let old = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("the page's root element");
         self.client
             .find(Locator::Css(css))
             .await
@@ -203,6 +210,29 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let started = Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "clicking {css} did not load a new page within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while self
+            .client
+            .execute("return document.readyState", vec![])
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .as_deref()
+            != Some("complete")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the page after clicking {css} did not finish loading within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn fill(&self, css: &str, value: &str) {

@@ -10,6 +10,7 @@ pub mod format;
 pub mod mask;
 pub mod message;
 pub mod reply;
+pub mod secret;
 pub mod stage;
 pub mod startup;
 pub mod webhook;

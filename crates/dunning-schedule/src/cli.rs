@@ -249,6 +249,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    /// Users of the dashboard (dunning-web): add, list, remove.
+    WebUser {
+        #[command(subcommand)]
+        action: WebUserAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -302,6 +308,29 @@ pub enum OptTarget {
         /// The channel: whatsapp, email or all.
         #[arg(long, value_parser = ["whatsapp", "email", "all"])]
         channel: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebUserAction {
+    /// Add a user, or give an existing one a new password and role (asks for the
+    /// password twice; ends the user's sessions when it changes).
+    Add {
+        /// The login name.
+        name: String,
+        /// admin acts (retry, resume); viewer only reads.
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Read the password from the first line of stdin instead of asking (scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users, their roles and when each was last seen.
+    List,
+    /// Remove a user and end their sessions.
+    Remove {
+        /// The login name.
+        name: String,
     },
 }
 

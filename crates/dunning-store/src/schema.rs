@@ -207,3 +207,47 @@ diesel::allow_tables_to_appear_in_same_query!(
     whatsapp_replies,
     workers,
 );
+
+// The dashboard's tables (migration 2026-12-01-000012_dashboard); read and written
+// with SQL in `ops::web` and `ops::audit`.
+
+diesel::table! {
+    web_users (id) {
+        id -> Int8,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    web_sessions (token_digest) {
+        token_digest -> Text,
+        user_id -> Int8,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    web_login_failures (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        ip -> Text,
+        username -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        detail -> Text,
+        ip -> Nullable<Text>,
+    }
+}

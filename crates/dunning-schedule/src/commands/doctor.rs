@@ -17,10 +17,7 @@ use super::{human_secs, local_time};
 use crate::app::UsageError;
 use crate::output::Marks;
 
-/// A queue whose oldest ready job has waited this long is stuck.
-const STUCK_AFTER_SECS: i64 = 10 * 60;
-/// How far back missed scheduler runs are looked for.
-const MISSED_WINDOW_DAYS: u32 = 7;
+use dunning_store::ops::health::{MISSED_WINDOW_DAYS, STUCK_AFTER_SECS};
 
 const FIX_CRON: &str = "schedule `dunning-schedule` daily at 08:00 local time: install cron/crontab (it checks the hour in WIB, so a UTC server is fine) or the systemd timer systemd/dunning-schedule.timer; Windows: import windows/dunning-schedule.xml with `schtasks /Create /XML` (see docs/panduan.md)";
 const FIX_WORKER: &str = "start the worker: `dunning-worker` (it must keep running); for production run it under supervisor or systemd (see supervisor/ and systemd/), e.g. supervisor with autostart=true, autorestart=true, numprocs=2";

@@ -11,13 +11,14 @@ mod stats;
 pub(crate) mod sync;
 mod test_dunning;
 mod test_whatsapp;
+mod web_user;
 
 use dunning_core::Settings;
 use dunning_core::message::Templates;
 use time::OffsetDateTime;
 
 use crate::app::UsageError;
-use crate::cli::{Command, InvoiceAction};
+use crate::cli::{Command, InvoiceAction, WebUserAction};
 use crate::output::Marks;
 
 /// Runs an operator command (the scheduler run and `migrate` are dispatched by the caller).
@@ -86,6 +87,15 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Optin { target } => holds::opt(settings, &target, true),
         Command::Pauses { json } => holds::list(settings, json),
         Command::Replies { done, json } => holds::replies(settings, &done, json),
+        Command::WebUser { action } => match action {
+            WebUserAction::Add {
+                name,
+                role,
+                password_stdin,
+            } => web_user::add(settings, &name, &role, password_stdin),
+            WebUserAction::List => web_user::list(settings),
+            WebUserAction::Remove { name } => web_user::remove(settings, &name),
+        },
         Command::Run(_) | Command::Migrate | Command::Resume { .. } => {
             unreachable!("the scheduler run and migrate are dispatched by lib.rs")
         }

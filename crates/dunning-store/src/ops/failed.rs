@@ -40,6 +40,35 @@ pub struct Failed {
 
 /// Failed deliveries created at or after `since` (all when `None`), newest first.
 pub fn list(conn: &mut PgConnection, since: Option<OffsetDateTime>) -> Result<Vec<Failed>> {
+    list_matching(
+        conn,
+        &Filter {
+            since,
+            ..Filter::default()
+        },
+        None,
+    )
+}
+
+/// Which failed deliveries: every field narrows the list (`None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter<'a> {
+    /// Created at or after.
+    pub since: Option<OffsetDateTime>,
+    pub channel: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    /// The run date (the local day the reminder was for).
+    pub run_date: Option<Date>,
+    /// Text the last error contains (any case).
+    pub reason: Option<&'a str>,
+}
+
+/// Failed deliveries that match `filter`, newest first, at most `limit` (all when `None`).
+pub fn list_matching(
+    conn: &mut PgConnection,
+    filter: &Filter<'_>,
+    limit: Option<i64>,
+) -> Result<Vec<Failed>> {
     Ok(diesel::sql_query(
         "SELECT n.id, COALESCE(i.number, 'reply #' || n.reply_id) AS invoice_number,
                 c.name AS customer_name, n.stage, n.channel,
@@ -49,10 +78,26 @@ pub fn list(conn: &mut PgConnection, since: Option<OffsetDateTime>) -> Result<Ve
          LEFT JOIN invoices i ON i.id = n.invoice_id
          JOIN customers c ON c.id = n.customer_id
          WHERE n.status = 'failed' AND ($1::timestamptz IS NULL OR n.created_at >= $1)
-         ORDER BY n.created_at DESC, n.id DESC",
+           AND ($2::text IS NULL OR n.channel = $2) AND ($3::text IS NULL OR n.stage = $3)
+           AND ($4::date IS NULL OR n.run_date = $4)
+           AND ($5::text IS NULL OR strpos(lower(n.error), lower($5)) > 0)
+         ORDER BY n.created_at DESC, n.id DESC LIMIT $6",
     )
-    .bind::<Nullable<Timestamptz>, _>(since)
+    .bind::<Nullable<Timestamptz>, _>(filter.since)
+    .bind::<Nullable<Text>, _>(filter.channel)
+    .bind::<Nullable<Text>, _>(filter.stage)
+    .bind::<Nullable<SqlDate>, _>(filter.run_date)
+    .bind::<Nullable<Text>, _>(filter.reason)
+    .bind::<Nullable<BigInt>, _>(limit)
     .load(conn)?)
+}
+
+/// The ids of the failed deliveries that match `filter` (what "retry all matching" retries).
+pub fn ids_matching(conn: &mut PgConnection, filter: &Filter<'_>) -> Result<Vec<i64>> {
+    Ok(list_matching(conn, filter, None)?
+        .into_iter()
+        .map(|f| f.id)
+        .collect())
 }
 
 /// What to retry.

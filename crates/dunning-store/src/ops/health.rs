@@ -8,6 +8,11 @@ use time::{Date, OffsetDateTime};
 
 use crate::Result;
 
+/// A queue whose oldest ready job has waited this long is stuck (`doctor`, dashboard).
+pub const STUCK_AFTER_SECS: i64 = 10 * 60;
+/// How far back missed scheduler runs are looked for (`doctor`, dashboard).
+pub const MISSED_WINDOW_DAYS: u32 = 7;
+
 /// A worker that has not said it stopped, with the seconds since its last heartbeat
 /// (by the database clock).
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]

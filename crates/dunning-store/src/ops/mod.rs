@@ -2,12 +2,16 @@
 //! deliveries and retries, CSV import upserts, the test dunning, and the health
 //! reads of `doctor` (heartbeats, scheduler runs, paused channels).
 
+pub mod audit;
 pub mod failed;
 pub mod health;
+pub mod history;
 pub mod import;
 pub mod mirror;
+pub mod search;
 pub mod stats;
 pub mod test_dunning;
+pub mod web;
 
 use time::{Date, OffsetDateTime, UtcOffset};
 

@@ -1,0 +1,175 @@
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod chart;
+mod error;
+mod pages;
+mod view;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use diesel::pg::PgConnection;
+use dunning_core::Settings;
+use dunning_store::{PgPool, StoreError};
+
+pub use error::AppError;
+
+/// How the dashboard is served.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Reverse proxies (nginx, Caddy) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed: the client address for login rate limits,
+    /// and whether the session cookie gets `Secure` (when the proxy says `https`).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The queue retried deliveries go to (`DUNNING_QUEUE`, as for `retry`).
+    pub queue: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            trusted_proxies: Vec::new(),
+            queue: "default".into(),
+        }
+    }
+}
+
+/// A variable of the dashboard's configuration is malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}={value:?} is not valid: {fix}")]
+pub struct OptionsError {
+    pub name: &'static str,
+    pub value: String,
+    pub fix: &'static str,
+}
+
+impl Options {
+    /// Reads `DUNNING_WEB_TRUSTED_PROXIES` (comma-separated IP addresses, default
+    /// none) and `DUNNING_QUEUE` (default `default`).
+    pub fn from_env() -> Result<Options, OptionsError> {
+        let mut options = Options::default();
+        if let Ok(list) = std::env::var("DUNNING_WEB_TRUSTED_PROXIES") {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                options
+                    .trusted_proxies
+                    .push(item.parse().map_err(|_| OptionsError {
+                    name: "DUNNING_WEB_TRUSTED_PROXIES",
+                    value: list.clone(),
+                    fix: "write the proxy's IP addresses separated by commas, e.g. 127.0.0.1,::1",
+                })?);
+            }
+        }
+        if let Ok(q) = std::env::var("DUNNING_QUEUE") {
+            if !q.trim().is_empty() {
+                options.queue = q.trim().to_owned();
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// What the dashboard's handlers share.
+#[derive(Clone)]
+pub struct DashboardState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    settings: Settings,
+    options: Options,
+    templates: minijinja::Environment<'static>,
+}
+
+impl DashboardState {
+    /// `pool` should be a plain pool (not the worker's, whose session settings rule
+    /// out the scans that the history page needs).
+    pub fn new(pool: PgPool, settings: Settings, options: Options) -> Self {
+        DashboardState {
+            inner: Arc::new(Inner {
+                pool,
+                templates: view::templates(),
+                settings,
+                options,
+            }),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub(crate) fn templates(&self) -> &minijinja::Environment<'static> {
+        &self.inner.templates
+    }
+
+    /// Runs blocking database work on tokio's blocking threads.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("database task: {e}")))?
+        .map_err(AppError::from)
+    }
+}
+
+/// The dashboard's routes, to merge at the root of `dunning-web`'s router. Every
+/// page needs a login; every action is a POST with the session's CSRF token. For
+/// the client address of the login rate limit, serve the app with
+/// `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(state: DashboardState) -> Router {
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/masuk", get(auth::login_form).post(auth::login))
+        .route("/keluar", post(auth::logout))
+        .route("/hari-ini", get(pages::today))
+        .route("/hari-ini/lanjutkan", post(pages::resume))
+        .route("/gagal", get(pages::failed))
+        .route("/gagal/ulang", post(pages::retry_one))
+        .route(
+            "/gagal/ulang-semua",
+            get(pages::retry_all_confirm).post(pages::retry_all),
+        )
+        .route("/cari", get(pages::search))
+        .route("/cari/tagihan/{id}", get(pages::invoice))
+        .route("/cari/pelanggan/{id}", get(pages::customer))
+        .route("/riwayat", get(pages::history))
+        .route("/audit", get(pages::audit))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// No script runs on these pages, none is loaded from elsewhere, and they are not
+/// framed or cached: a name that slipped through escaping still could not act.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CACHE_CONTROL, "no-store");
+    res
+}

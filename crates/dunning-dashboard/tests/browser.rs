@@ -1,0 +1,467 @@
+//! The dashboard in a real browser: headless Chromium driven through chromedriver.
+//! Each test serves the dashboard from a fresh database on loopback. Screenshots of
+//! each page go to target/screenshots/ (docs/img/ with DUNNING_UPDATE_SCREENSHOTS=1).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use dunning_core::message::Templates;
+use support::{App, Browser, csrf_of, get, post};
+
+const ADMIN: (&str, &str) = ("sari", "kata-sandi-admin");
+const VIEWER: (&str, &str) = ("budi", "kata-sandi-viewer");
+
+/// A hostile customer name: markup, CRLF, an RTL override, 5,000 characters.
+fn hostile_name() -> String {
+    format!(
+        "<script>alert(1)</script>\r\nBadru\u{202E}gnp.exe{}",
+        "A".repeat(5000)
+    )
+}
+
+/// Today's deliveries of every status on both channels, one failed one to retry,
+/// a paid invoice with its sent reminders (for the timeline), a hostile customer.
+fn seed(app: &App) {
+    app.exec(&format!(
+        "INSERT INTO customers (external_id, name, email, phone) VALUES
+           ('C1', 'Budi Santoso', 'budi@example.id', '6285707211646'),
+           ('C2', $q${}$q$, 'evil@example.id', '6281200000002')",
+        hostile_name()
+    ));
+    app.exec(
+        "INSERT INTO invoices (number, customer_id, amount, due_date, status, paid_at)
+         SELECT n, c.id, a, (now() AT TIME ZONE 'Asia/Jakarta')::date + d, s, p
+         FROM (VALUES
+             ('INV-20261201-000001', 'C1', 150000, 3, 'unpaid', NULL::timestamptz),
+             ('INV-20261201-000002', 'C2', 250000, 3, 'unpaid', NULL),
+             ('INV-20261201-000003', 'C1', 300000, 7, 'unpaid', NULL),
+             ('INV-20261101-000004', 'C1', 175000, -20, 'paid', now() - interval '20 days')
+         ) v(n, ext, a, d, s, p) JOIN customers c ON c.external_id = v.ext",
+    );
+    app.exec("UPDATE invoices SET created_at = now() - interval '30 days' WHERE number = 'INV-20261101-000004'");
+    // Today: email sent ×2, failed ×1, queued ×1; whatsapp sent ×1, failed ×1, skipped ×1.
+    app.exec(
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient,
+                                    status, attempts, error, sent_at, due_date)
+         SELECT i.id, i.customer_id, st, ch, (now() AT TIME ZONE 'Asia/Jakarta')::date, r, s, 1, e,
+                CASE WHEN s = 'sent' THEN now() END, i.due_date
+         FROM (VALUES
+             ('INV-20261201-000001', 'T-3', 'email', 'budi@example.id', 'sent', NULL),
+             ('INV-20261201-000001', 'T-3', 'whatsapp', '6285707211646', 'failed', 'Fonnte: request invalid on disconnected device'),
+             ('INV-20261201-000002', 'T-3', 'email', 'evil@example.id', 'failed', 'SMTP 550 mailbox unavailable'),
+             ('INV-20261201-000002', 'T-3', 'whatsapp', '6281200000002', 'sent', NULL),
+             ('INV-20261201-000003', 'T-7', 'email', 'budi@example.id', 'sent', NULL),
+             ('INV-20261201-000003', 'T-7', 'whatsapp', '6285707211646', 'skipped', 'paid meanwhile')
+         ) v(num, st, ch, r, s, e) JOIN invoices i ON i.number = v.num",
+    );
+    // A reminder still waiting in the queue.
+    app.exec(
+        "WITH n AS (
+             INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient, status, due_date)
+             SELECT id, customer_id, 'T-3', 'email', (now() AT TIME ZONE 'Asia/Jakarta')::date - 1,
+                    'budi@example.id', 'queued', due_date
+             FROM invoices WHERE number = 'INV-20261201-000003' RETURNING id, channel)
+         INSERT INTO jobs (queue, notification_id, channel) SELECT 'default', id, channel FROM n",
+    );
+    // Last month's invoice: reminded at T-3, paid two days later.
+    app.exec(
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient,
+                                    status, attempts, provider_message_id, created_at, updated_at, sent_at, due_date)
+         SELECT id, customer_id, 'T-3', 'whatsapp', due_date - 3, '6285707211646', 'sent', 1, 'fonnte-81',
+                now() - interval '23 days', now() - interval '23 days', now() - interval '23 days', due_date
+         FROM invoices WHERE number = 'INV-20261101-000004'",
+    );
+    app.add_user(ADMIN.0, "admin", ADMIN.1);
+    app.add_user(VIEWER.0, "viewer", VIEWER.1);
+}
+
+fn failed_id(app: &App, number: &str, channel: &str) -> i64 {
+    app.count(&format!(
+        "SELECT n.id AS n FROM notifications n JOIN invoices i ON i.id = n.invoice_id
+         WHERE i.number = '{number}' AND n.channel = '{channel}' AND n.status = 'failed'"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_logs_in_sees_todays_counts_and_a_retried_delivery_is_sent() {
+    let app = App::start().await;
+    seed(&app);
+    let b = Browser::start().await;
+
+    b.goto(&app.url("/hari-ini")).await;
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/masuk"),
+        "no page without a login"
+    );
+    b.screenshot("dashboard-masuk").await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    assert_eq!(b.client.current_url().await.unwrap().path(), "/hari-ini");
+    assert_eq!(b.text("#me").await, "sari (admin)");
+
+    // Every count on the page equals a count made here, independently, in SQL.
+    for ch in ["email", "whatsapp"] {
+        for st in ["queued", "sent", "failed", "skipped"] {
+            let expected = app.count(&format!(
+                "SELECT count(*) AS n FROM notifications WHERE channel = '{ch}' AND status = '{st}'
+                   AND (created_at AT TIME ZONE 'Asia/Jakarta')::date = (now() AT TIME ZONE 'Asia/Jakarta')::date"
+            ));
+            let shown = b.text(&format!("#count-{ch}-{st}")).await;
+            assert_eq!(shown, expected.to_string(), "{ch} {st}");
+        }
+    }
+    assert_eq!(b.text("#count-email-sent").await, "2");
+    assert_eq!(b.text("#count-whatsapp-failed").await, "1");
+    assert_eq!(b.text("#queue-waiting").await, "1");
+    assert_eq!(b.text("#failed-total").await, "2");
+    // No worker and no scheduler run: what doctor marks ❌ is at the top.
+    let problems = b.text("#problems").await;
+    assert!(
+        problems.contains("Tidak ada worker yang hidup"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("Penjadwal belum pernah berjalan"),
+        "{problems}"
+    );
+    b.screenshot("dashboard-hari-ini").await;
+
+    // Gagal: filter by channel, then retry one.
+    let wa = failed_id(&app, "INV-20261201-000001", "whatsapp");
+    b.goto(&app.url("/gagal?channel=whatsapp")).await;
+    assert!(b.exists(&format!("#failed-{wa}")).await);
+    assert!(
+        !b.source().await.contains("SMTP 550"),
+        "the email failure is filtered out"
+    );
+    b.goto(&app.url("/gagal")).await;
+    b.screenshot("dashboard-gagal").await;
+    b.click(&format!("#retry-{wa}")).await;
+    assert!(b.text("#retried").await.starts_with("1 pengiriman"));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM notifications WHERE id = {wa} AND status = 'queued'"
+        )),
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM jobs WHERE notification_id = {wa}"
+        )),
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM audit_log WHERE actor = 'sari' AND action = 'kirim ulang'"
+        ),
+        1
+    );
+
+    // The worker (log drivers) sends it.
+    let settings = app.settings.clone();
+    let pool = app.db.pool(4);
+    let worker = tokio::task::spawn_blocking(move || {
+        let senders = dunning_worker::Senders {
+            email: Arc::from(dunning_channels::email_sender(&settings).expect("email sender")),
+            whatsapp: Arc::from(
+                dunning_channels::whatsapp_sender(&settings).expect("whatsapp sender"),
+            ),
+        };
+        let w = dunning_worker::Worker::new(
+            pool,
+            senders,
+            Templates::builtin("Wikarta Provider"),
+            dunning_worker::Config::for_tests("default"),
+            Arc::new(AtomicBool::new(false)),
+        );
+        w.run();
+    });
+    worker.await.expect("worker");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM notifications WHERE id = {wa} AND status = 'sent'"
+        )),
+        1,
+        "the retried WhatsApp reminder was sent"
+    );
+    let outbox =
+        std::fs::read_to_string(app.outbox.path().join("whatsapp.jsonl")).expect("whatsapp outbox");
+    assert!(outbox.contains("INV-20261201-000001"), "{outbox}");
+
+    // Retry all matching, after a confirmation.
+    b.goto(&app.url("/gagal?reason=smtp")).await;
+    b.click("#retry-all").await;
+    assert_eq!(b.text("#confirm-count").await, "1");
+    b.screenshot("dashboard-gagal-konfirmasi").await;
+    b.click("#confirm").await;
+    assert!(b.text("#retried").await.starts_with("1 pengiriman"));
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM notifications WHERE status = 'failed'"),
+        0
+    );
+
+    b.goto(&app.url("/audit")).await;
+    let audit = b.text("#audit").await;
+    assert!(audit.contains("kirim ulang semua"), "{audit}");
+    assert!(audit.contains("masuk"), "{audit}");
+    b.screenshot("dashboard-audit").await;
+
+    b.click("header form button").await;
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/masuk")
+    );
+    b.goto(&app.url("/hari-ini")).await;
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/masuk"),
+        "logged out"
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_resumes_a_paused_channel() {
+    let app = App::start().await;
+    seed(&app);
+    app.exec(
+        "UPDATE channel_state SET paused_until = now() + interval '1 hour',
+             pause_reason = 'request invalid on disconnected device' WHERE channel = 'whatsapp'",
+    );
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    let problems = b.text("#problems").await;
+    assert!(problems.contains("Kanal whatsapp dijeda"), "{problems}");
+    b.click("#resume-whatsapp").await;
+    assert_eq!(b.text("#resumed").await, "Kanal whatsapp dilanjutkan.");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM channel_state WHERE paused_until > now()"),
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_log WHERE action = 'lanjutkan kanal' AND detail LIKE '%disconnected device%'"),
+        1
+    );
+    assert_eq!(b.text("#pauses").await, "Tidak ada kanal yang dijeda.");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_an_invoice_and_shows_its_timeline() {
+    let app = App::start().await;
+    seed(&app);
+    let b = Browser::start().await;
+    b.login(&app, VIEWER.0, VIEWER.1).await;
+
+    // By phone as the operator types it: 0857…, not 62857….
+    b.goto(&app.url("/cari?q=0857-0721-1646")).await;
+    let results = b.text("#results").await;
+    assert!(results.contains("INV-20261101-000004"), "{results}");
+    assert!(!results.contains("INV-20261201-000002"), "{results}");
+
+    b.goto(&app.url("/cari")).await;
+    b.fill("#q", "INV-20261101-000004").await;
+    b.click("#search").await;
+    b.screenshot("dashboard-cari").await;
+    b.click(".invoice-link").await;
+    assert_eq!(b.text("#invoice-number").await, "INV-20261101-000004");
+    assert_eq!(b.text("#invoice-status").await, "lunas");
+    let kinds: Vec<String> = {
+        let rows = b
+            .client
+            .find_all(fantoccini::Locator::Css("#timeline tr[class^=event-]"))
+            .await
+            .unwrap();
+        let mut v = Vec::new();
+        for r in rows {
+            v.push(r.attr("class").await.unwrap().unwrap_or_default());
+        }
+        v
+    };
+    assert_eq!(
+        kinds,
+        ["event-invoice", "event-queued", "event-sent", "event-paid"],
+        "oldest first"
+    );
+    let timeline = b.text("#timeline").await;
+    assert!(timeline.contains("fonnte-81"), "{timeline}");
+    assert!(
+        !timeline.contains("6285707211646"),
+        "recipients are masked: {timeline}"
+    );
+    b.screenshot("dashboard-tagihan").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_draws_the_chart_and_recovery_by_stage() {
+    let app = App::start().await;
+    seed(&app);
+    let b = Browser::start().await;
+    b.login(&app, VIEWER.0, VIEWER.1).await;
+    b.goto(&app.url("/riwayat")).await;
+    // Bars: email today sent+failed+queued(yesterday)… one rect per non-zero status and day.
+    let rects = b
+        .client
+        .find_all(fantoccini::Locator::Css("#chart-whatsapp rect"))
+        .await
+        .unwrap()
+        .len();
+    let expected = app.count(
+        "SELECT count(*) AS n FROM (SELECT DISTINCT (created_at AT TIME ZONE 'Asia/Jakarta')::date, status
+         FROM notifications WHERE channel = 'whatsapp' AND created_at > now() - interval '29 days') x",
+    );
+    assert_eq!(rects as i64, expected);
+    // The T-3 reminder of INV-…-000004 was paid 3 days after it: recovered.
+    assert_eq!(b.text("#recovered-T-3").await, "1");
+    b.screenshot("dashboard-riwayat").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_refused_actions_and_a_post_without_csrf_token_is_refused() {
+    let app = App::start().await;
+    seed(&app);
+    let wa = failed_id(&app, "INV-20261201-000001", "whatsapp").to_string();
+
+    // The viewer sees no action buttons, and a crafted POST with their own valid
+    // token is refused.
+    let b = Browser::start().await;
+    b.login(&app, VIEWER.0, VIEWER.1).await;
+    b.goto(&app.url("/gagal")).await;
+    assert!(b.exists(&format!("#failed-{wa}")).await);
+    assert!(
+        !b.exists(&format!("#retry-{wa}")).await,
+        "no retry button for a viewer"
+    );
+    let viewer = b.session_cookie().await;
+    let csrf = csrf_of(&b.source().await);
+    let (status, body) = post(
+        &app,
+        "/gagal/ulang",
+        &viewer,
+        &[("csrf", &csrf), ("id", &wa)],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Hanya admin"), "{body}");
+    let (status, _) = post(
+        &app,
+        "/hari-ini/lanjutkan",
+        &viewer,
+        &[("csrf", &csrf), ("channel", "whatsapp")],
+    );
+    assert_eq!(status, 403);
+    b.close().await;
+
+    // An admin's POST without the token, or with another session's, is refused too.
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    let admin = b.session_cookie().await;
+    let (status, body) = post(&app, "/gagal/ulang", &admin, &[("id", &wa)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Token CSRF"), "{body}");
+    let (status, _) = post(
+        &app,
+        "/gagal/ulang",
+        &admin,
+        &[("csrf", &csrf), ("id", &wa)],
+    );
+    assert_eq!(status, 403, "the viewer's token is not the admin's");
+    let (status, _) = post(&app, "/gagal/ulang-semua", &admin, &[("channel", "")]);
+    assert_eq!(status, 403);
+    let (status, _) = post(&app, "/keluar", &admin, &[]);
+    assert_eq!(status, 403, "even logout needs the token");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM notifications WHERE status = 'failed'"),
+        2,
+        "nothing changed"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_log WHERE action LIKE 'kirim%'"),
+        0
+    );
+
+    // The same POST from the admin's browser page, with its token, works.
+    b.goto(&app.url("/gagal")).await;
+    let token = csrf_of(&b.source().await);
+    let (status, _) = post(
+        &app,
+        "/gagal/ulang",
+        &admin,
+        &[("csrf", &token), ("id", &wa)],
+    );
+    assert_eq!(status, 303);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM notifications WHERE status = 'failed'"),
+        1
+    );
+    // A login POST without the login form's token is refused.
+    let res = support::http()
+        .post(&app.url("/masuk"))
+        .send_form([("name", ADMIN.0), ("password", ADMIN.1)])
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_customer_names_are_escaped_on_every_page() {
+    let app = App::start().await;
+    seed(&app);
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    let cookie = b.session_cookie().await;
+    let customer = app.count("SELECT id AS n FROM customers WHERE external_id = 'C2'");
+    let invoice = app.count("SELECT id AS n FROM invoices WHERE number = 'INV-20261201-000002'");
+    for path in [
+        "/gagal".to_owned(),
+        "/cari?q=badru".to_owned(),
+        format!("/cari/tagihan/{invoice}"),
+        format!("/cari/pelanggan/{customer}"),
+        "/cari?q=%3Cscript%3Ealert(2)%3C%2Fscript%3E".to_owned(),
+    ] {
+        let (status, html) = get(&app, &path, &cookie);
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(!html.contains("<script"), "{path} has raw markup");
+        assert!(
+            html.contains("&lt;script&gt;"),
+            "{path} shows the name escaped"
+        );
+        assert!(
+            !html.contains(&"A".repeat(1000)),
+            "{path} prints 5,000 characters in a list"
+        );
+        // The RTL override is neutralised, and customer text is isolated in <bdi>.
+        assert!(!html.contains('\u{202E}'), "{path} prints the RTL override");
+        assert!(html.contains("<bdi>"), "{path}");
+        if !path.contains("alert(2)") {
+            assert!(html.contains("Badru\u{FFFD}gnp.exe"), "{path}");
+        }
+    }
+    // In the browser: no script ran, and the page still reads left to right.
+    b.goto(&app.url(&format!("/cari/pelanggan/{customer}")))
+        .await;
+    let alert = b.client.get_alert_text().await;
+    assert!(alert.is_err(), "an alert opened: {alert:?}");
+    assert!(
+        b.text("h1")
+            .await
+            .starts_with("Pelanggan <script>alert(1)</script>")
+    );
+    b.screenshot("dashboard-pelanggan-nama-berbahaya").await;
+    b.close().await;
+}

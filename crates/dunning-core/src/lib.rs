@@ -4,6 +4,7 @@
 pub mod channel;
 pub mod config;
 pub mod contact;
+pub mod envfile;
 pub mod format;
 pub mod mask;
 pub mod message;

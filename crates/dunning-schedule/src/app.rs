@@ -30,17 +30,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
-/// Loads `.env` from the working directory into the environment, if there is one.
-/// Call it before parsing the command line, so that flags with an `env =` name can
-/// be set in `.env` too. Variables already in the environment win.
+/// Loads `.env` into the environment, if there is one: the working directory's, else
+/// the one beside the program or above it (see [`dunning_core::envfile`]). Call it
+/// before parsing the command line, so that flags with an `env =` name can be set in
+/// `.env` too. Variables already in the environment win.
 pub fn load_dotenv() -> Result<(), UsageError> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(UsageError(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        ))),
-    }
+    dunning_core::envfile::load().map(drop).map_err(UsageError)
 }
 
 /// Reads the settings from the environment (after [`load_dotenv`]).

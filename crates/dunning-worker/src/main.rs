@@ -12,15 +12,19 @@ use dunning_worker::cli::Cli;
 use dunning_worker::{Config, Senders, Worker};
 use log::info;
 
+#[cfg(windows)]
+mod service;
+mod stop;
+
 fn main() -> ExitCode {
+    // `dunning-worker service …`: the Windows service (src/service.rs).
+    #[cfg(windows)]
+    if let Some(code) = service::dispatch() {
+        return code;
+    }
     // `.env` first, so that flags with an `env =` name can be set there too.
-    let dotenv = match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        )),
-    };
+    // (the working directory's, else the one beside the program: see dunning_core::envfile)
+    let dotenv = dunning_core::envfile::load();
     let cli = Cli::parse();
     if let Err(msg) = dotenv {
         eprintln!("error: {msg}");
@@ -77,10 +81,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(|e| Failure::Runtime(e.to_string()))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
-    }
+    stop::on_request(&stop)
+        .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
     let cfg = Config {
         queue: cli.queue.clone(),
         tries: cli.tries,

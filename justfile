@@ -35,3 +35,7 @@ install PREFIX="/opt/dunning":
 # Format the code.
 fmt:
     cargo fmt --all
+
+# Packages without Rust for the operator: windows (zip), deb, linux (tarball), into dist/.
+package KIND:
+    scripts/package {{KIND}}

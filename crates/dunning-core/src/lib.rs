@@ -6,6 +6,7 @@ pub mod channel;
 pub mod config;
 pub mod contact;
 pub mod dotenv;
+pub mod envfile;
 pub mod format;
 pub mod mask;
 pub mod message;

@@ -3,7 +3,7 @@
 //! means the scheduler and the worker cannot drift apart on what is logged or how
 //! they exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::dotenv::{self, DotenvError};
@@ -25,29 +25,44 @@ impl From<Exit> for ExitCode {
     }
 }
 
-/// Loads `.env` from the working directory (or the nearest parent that has one)
-/// into the environment; variables already set win. Call it before parsing the
-/// command line, so that flags with an `env =` name can be set there too.
+/// Loads the `.env` that [`crate::envfile::locate`] finds (the working directory's,
+/// else the one beside the program or in the folder above it) into the environment;
+/// variables already set win. A program whose `.env` is outside the working directory
+/// (Windows Task Scheduler starts programs in `C:\Windows\System32`) moves to its
+/// folder, so relative paths in `.env` name the same place however it was started.
+/// Call it before parsing the command line, so that flags with an `env =` name can be
+/// set there too.
 pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
-    let Ok(cwd) = std::env::current_dir() else {
+    let cwd = std::env::current_dir().ok();
+    let exe = std::env::current_exe().ok();
+    let Some(path) = crate::envfile::locate(cwd.as_deref(), exe.as_deref()) else {
         return Ok(None);
     };
-    let Some(path) = cwd
-        .ancestors()
-        .map(|d| d.join(".env"))
-        .find(|p| p.is_file())
-    else {
-        return Ok(None);
-    };
+    load_checked(&path)?;
+    if let Some(dir) = path.parent().filter(|d| Some(*d) != cwd.as_deref()) {
+        std::env::set_current_dir(dir).map_err(|e| {
+            DotenvError(format!(
+                "cannot work in {}, the folder of {}: {e}",
+                dir.display(),
+                path.display()
+            ))
+        })?;
+    }
+    Ok(Some(path))
+}
+
+/// Reads one `.env` file into the environment after checking every line: an error
+/// names the file, the line and the variable, and never shows a secret's value.
+pub fn load_checked(path: &Path) -> Result<(), DotenvError> {
     let shown = path.display().to_string();
     let bytes =
-        std::fs::read(&path).map_err(|e| DotenvError(format!("{shown} could not be read: {e}")))?;
+        std::fs::read(path).map_err(|e| DotenvError(format!("{shown} could not be read: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| DotenvError(format!("{shown} is not UTF-8 text: save it as UTF-8")))?;
     dotenv::check(&shown, &text)?;
-    dotenvy::from_path(&path)
+    dotenvy::from_path(path)
         .map_err(|e| DotenvError(format!("{shown}: {}", dotenv::redacted(&e))))?;
-    Ok(Some(path))
+    Ok(())
 }
 
 /// Starts logging to stderr at `RUST_LOG` (or `default_level`). Our own crates log

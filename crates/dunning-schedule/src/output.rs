@@ -49,12 +49,36 @@ impl Marks {
         info: "*",
     };
 
-    /// Emoji when stdout is a terminal or when forced.
+    /// Emoji when stdout is a terminal that shows them, or when forced.
     pub fn detect(force_emoji: bool) -> Marks {
-        if force_emoji || std::io::stdout().is_terminal() {
+        let terminal = std::io::stdout().is_terminal();
+        let windows_terminal = std::env::var_os("WT_SESSION").is_some();
+        if emoji(force_emoji, terminal, cfg!(windows), windows_terminal) {
             Marks::EMOJI
         } else {
             Marks::PLAIN
         }
+    }
+}
+
+/// Windows' own console (conhost: Command Prompt and PowerShell windows on Windows 10
+/// and Server) shows emoji as empty boxes; Windows Terminal, which sets `WT_SESSION`,
+/// shows them.
+fn emoji(forced: bool, terminal: bool, windows: bool, windows_terminal: bool) -> bool {
+    forced || (terminal && (!windows || windows_terminal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::emoji;
+
+    #[test]
+    fn emoji_only_where_the_console_can_show_them() {
+        assert!(emoji(false, true, false, false), "a Linux terminal");
+        assert!(!emoji(false, false, false, false), "a log file");
+        assert!(!emoji(false, true, true, false), "Windows' own console");
+        assert!(emoji(false, true, true, true), "Windows Terminal");
+        assert!(!emoji(false, false, true, true), "a log file on Windows");
+        assert!(emoji(true, false, true, false), "--emoji");
     }
 }

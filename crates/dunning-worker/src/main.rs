@@ -12,7 +12,16 @@ use dunning_worker::cli::Cli;
 use dunning_worker::{Senders, Worker};
 use log::info;
 
+#[cfg(windows)]
+mod service;
+mod stop;
+
 fn main() -> ExitCode {
+    // `dunning-worker service …`: the Windows service (src/service.rs).
+    #[cfg(windows)]
+    if let Some(code) = service::dispatch() {
+        return code;
+    }
     // `.env` first, so that flags with an `env =` name can be set there too.
     let dotenv = startup::load_dotenv();
     let cli = Cli::parse();
@@ -65,10 +74,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map_err(|e| Failure::Runtime(e.to_string()))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
-    }
+    stop::on_request(&stop)
+        .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
     let worker = Worker::new(
         pool,
         Senders {

@@ -20,6 +20,12 @@ pub struct DotenvError(pub String);
 /// a line number: so each entry is parsed on its own, physical line after physical
 /// line, which gives the line number and the variable of the first bad one.
 pub fn check(file: &str, contents: &str) -> Result<(), DotenvError> {
+    // Windows editors write a byte order mark and CRLF line ends (Notepad's "UTF-8
+    // with BOM"); dotenvy reads such a file whole, so each entry is checked as it.
+    let contents = contents
+        .strip_prefix('\u{feff}')
+        .unwrap_or(contents)
+        .replace("\r\n", "\n");
     let lines: Vec<&str> = contents.split_inclusive('\n').collect();
     // First physical line of the entry being read (quoted values span lines).
     let mut start = 0;

@@ -99,7 +99,9 @@ mod tests {
         std::fs::write(&path, "DUNNING_ENVFILE_TEST_BAD=a b\r\n").unwrap();
         let err = load_file(&path).unwrap_err();
         assert!(err.contains(&path.display().to_string()), "{err}");
-        assert!(err.contains("values with spaces need quotes"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        assert!(err.contains("put the value in double quotes"), "{err}");
+        assert!(!err.contains("a b"), "the value is shown: {err}");
     }
 
     #[test]

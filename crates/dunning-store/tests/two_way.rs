@@ -316,7 +316,7 @@ fn disconnect_pauses_whatsapp_and_connect_releases_the_held_jobs_now() {
     assert_eq!(
         count(
             &mut conn,
-            "SELECT count(*) FROM jobs WHERE channel = 'whatsapp' AND available_at <= now() \
+            "SELECT count(*) AS n FROM jobs WHERE channel = 'whatsapp' AND available_at <= now() \
              AND reserved_by IS NULL"
         ),
         1

@@ -39,8 +39,8 @@ pub struct Ready {
 }
 
 impl Worker {
-    /// The pre-send re-check, one step: reads the ledger row, the invoice and the
-    /// customer's current contact right before the send, without locking any
+    /// The pre-send re-check, one step: reads the ledger row, the invoice, the
+    /// customer's current contact and any pause or opt-out right before the send, without locking any
     /// invoice (billing never waits on Dunning), and decides. The only lock taken
     /// is the advisory one that lets one worker at a time send to an invoice on a
     /// channel; the caller ends it once the outcome is recorded.
@@ -68,6 +68,14 @@ impl Worker {
         };
         if let Some(reason) = self.reason_not_to_send(&d, job, now) {
             return Ok(Verdict::Skip(reason));
+        }
+        // A pause or an opt-out set after the reminder was queued (a reply "STOP",
+        // `dunning-schedule pause …`): the same rule the scheduler applies.
+        let today = self.cfg.zone.date_at(now);
+        if let Some(hold) =
+            dunning_store::holds::hold_for(conn, d.invoice_id, d.customer_id, job.channel, today)?
+        {
+            return Ok(Verdict::Skip(hold.to_string()));
         }
         Ok(self.render(&d, job))
     }

@@ -76,6 +76,8 @@ pub struct Delivery {
     /// `unpaid`, `paid` or `void`.
     #[diesel(sql_type = Text)]
     pub invoice_status: String,
+    #[diesel(sql_type = BigInt)]
+    pub customer_id: i64,
     #[diesel(sql_type = Text)]
     pub customer_name: String,
     /// The customer's current contact on the job's channel (else the one recorded

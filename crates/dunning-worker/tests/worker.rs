@@ -1046,12 +1046,16 @@ fn resume_releases_the_jobs_held_by_the_pause_at_once() {
 #[test]
 fn a_pause_or_opt_out_set_after_queueing_stops_the_reminder() {
     let s = setup(3);
+    let mut c = s.db.conn();
     exec(
-        &mut s.db.conn(),
+        &mut c,
         "INSERT INTO opt_outs (customer_id, channel, reason, created_by)
-             VALUES (1, 'whatsapp', 'STOP', 'test');
-         INSERT INTO pauses (invoice_id, starts_on, until, reason, created_by)
-             VALUES (2, DATE '2000-01-01', DATE '2999-12-31', 'janji bayar', 'test');",
+         VALUES (1, 'whatsapp', 'STOP', 'test')",
+    );
+    exec(
+        &mut c,
+        "INSERT INTO pauses (invoice_id, starts_on, until, reason, created_by)
+         VALUES (2, DATE '2000-01-01', DATE '2999-12-31', 'janji bayar', 'test')",
     );
     worker(&s, Config::for_tests("default")).run();
     let got: Vec<(String, String, String, Option<String>)> = rows(&s)
@@ -1067,13 +1071,19 @@ fn a_pause_or_opt_out_set_after_queueing_stops_the_reminder() {
     // Opted out of WhatsApp: that reminder is skipped, the email still goes out.
     let wa = find("INV-000001", "whatsapp");
     assert_eq!(wa.2, "skipped", "{got:?}");
-    assert!(wa.3.as_deref().unwrap_or("").contains("opted out"), "{got:?}");
+    assert!(
+        wa.3.as_deref().unwrap_or("").contains("opted out"),
+        "{got:?}"
+    );
     assert_eq!(find("INV-000001", "email").2, "sent", "{got:?}");
     // The paused invoice gets nothing on either channel; the third invoice both.
     for channel in ["email", "whatsapp"] {
         let p = find("INV-000002", channel);
         assert_eq!(p.2, "skipped", "{got:?}");
-        assert!(p.3.as_deref().unwrap_or("").contains("paused until"), "{got:?}");
+        assert!(
+            p.3.as_deref().unwrap_or("").contains("paused until"),
+            "{got:?}"
+        );
         assert_eq!(find("INV-000003", channel).2, "sent", "{got:?}");
     }
     assert_eq!(s.email.calls(), 2);

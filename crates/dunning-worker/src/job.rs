@@ -75,6 +75,20 @@ impl Worker {
         } else {
             self.recheck(conn, job)?
         };
+        // What the re-check decided, for RUST_LOG=debug (no recipient, no text).
+        log::debug!(
+            "job={} notification={} channel={} attempt={} re-check: {}",
+            job.id,
+            job.notification_id,
+            job.channel,
+            job.attempts,
+            match &verdict {
+                Verdict::Send(_) => "send".to_owned(),
+                Verdict::Skip(reason) => format!("skip ({reason})"),
+                Verdict::Fail(error) => format!("fail ({error})"),
+                Verdict::Hold { reason, .. } => format!("hold ({reason})"),
+            }
+        );
         if let (Some(slot), false) = (slot, matches!(verdict, Verdict::Send(_))) {
             self.queue.return_slot(conn, slot)?;
         }

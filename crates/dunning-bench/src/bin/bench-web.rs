@@ -4,9 +4,9 @@
 //!
 //!   bench-web http://127.0.0.1:PORT RATE SECONDS
 //!
-//! Env: TRIPAY_PRIVATE_KEY (the server's), BENCH_WEB_ORDER (merchant_ref prefix,
-//! default INV-BENCH-: request i pays invoice INV-BENCH-{i:06}, so each callback
-//! marks a distinct invoice paid, as real traffic does). Prints one summary line;
+//! Env: TRIPAY_PRIVATE_KEY (the server's). Request i pays invoice INV-BENCH-{i:06}
+//! (the invoices scripts/bench creates), so each callback marks a distinct invoice
+//! paid, as real traffic does. Prints one summary line;
 //! exit 1 when a request failed.
 
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ fn main() {
     let rate: f64 = args[2].parse().expect("RATE");
     let secs: f64 = args[3].parse().expect("SECONDS");
     let key = std::env::var("TRIPAY_PRIVATE_KEY").expect("TRIPAY_PRIVATE_KEY");
-    let order = std::env::var("BENCH_WEB_ORDER").unwrap_or_else(|_| "INV-BENCH-".into());
+    let order = "INV-BENCH-";
     let total = (rate * secs).round() as usize;
     let threads = 16usize;
     let start = Instant::now() + Duration::from_millis(200);
@@ -36,7 +36,7 @@ fn main() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let (base, key, order) = (base.clone(), key.clone(), order.clone());
+            let (base, key) = (base.clone(), key.clone());
             let (results, errors) = (Arc::clone(&results), Arc::clone(&errors));
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()

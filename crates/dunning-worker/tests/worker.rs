@@ -835,9 +835,12 @@ fn a_channel_wide_failure_pauses_the_channel_and_the_rest_waits_untouched() {
         reason: "token invalid".into(),
         fix: "copy the device token".into(),
     }));
+    // One thread: with no pacing and no quota, a second thread's WhatsApp send that
+    // was already past its re-check when the first failed still goes out (at most
+    // one per thread); what this test pins is that nothing starts after the pause.
     let cfg = Config {
         monthly_quota: 0,
-        concurrency: 2,
+        concurrency: 1,
         ..Config::for_tests("default")
     };
     worker(&s, cfg).run();

@@ -180,10 +180,10 @@ struct DateRow {
     d: Option<Date>,
 }
 
-/// The candidates and the inserts. `$1..$3` the plan (stage label, offset, stage day),
-/// `$4` the run date, `$5` the queue, `$6` per plan row: true for a day that is
-/// neither missed nor the run date, planned only for invoices whose pause covered
-/// that day and has ended (catch-up after a pause).
+/// The candidates, written into a temporary table before anything is inserted.
+/// `$1..$3` the plan (stage label, offset, stage day), `$4` the run date, `$5` per
+/// plan row: true for a day that is neither missed nor the run date, planned only
+/// for invoices whose pause covered that day and has ended (catch-up after a pause).
 ///
 /// - `hits`: unpaid invoices whose stage falls on a planned day; a "will be due"
 ///   stage (offset ≤ 0) is never sent once the due date has passed. Invoices made
@@ -192,12 +192,20 @@ struct DateRow {
 ///   reminder, not a backlog).
 /// - `cand`: one row per channel the customer can be reached on; a customer with
 ///   neither contact gets rows with a NULL recipient, recorded as skipped.
-/// - `prior`: what the ledger already holds for this invoice, stage and channel (any
-///   day), or for this invoice and channel today; and whether an opt-out of the
+/// - the columns: what the ledger already holds for this invoice, stage and channel
+///   (any day), or for this invoice and channel today; and whether an opt-out of the
 ///   channel or a pause covering the run date holds it (`hold`: nothing is written).
+///   `inserted` is filled by [`INSERT`].
+///
+/// Why a table and not one statement: the ledger look-ups must not run while the
+/// same statement inserts into the ledger. Earlier this was one statement, and with
+/// fresh statistics the planner checked each candidate by scanning `notifications`,
+/// whose heap grew with every row the statement inserted (quadratic: 200,000
+/// invoices took 91 s instead of 7 s), which took planner switches to avoid.
 const CANDIDATES: &str = "
+CREATE TEMPORARY TABLE schedule_candidates ON COMMIT DROP AS
 WITH plan AS (
-    SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $6::bool[]) AS p(stage, off, stage_date, after_pause)
+    SELECT * FROM unnest($1::text[], $2::int[], $3::date[], $5::bool[]) AS p(stage, off, stage_date, after_pause)
 ), hits AS (
     SELECT i.id AS invoice_id, i.customer_id, i.number, i.due_date, p.stage, p.off, p.stage_date
     FROM plan p
@@ -217,48 +225,59 @@ WITH plan AS (
                                ('whatsapp', NULLIF(btrim(cu.phone), ''))) AS ch(channel, recipient)
     WHERE ch.recipient IS NOT NULL
        OR (NULLIF(btrim(cu.email), '') IS NULL AND NULLIF(btrim(cu.phone), '') IS NULL)
-), prior AS (
-    SELECT c.*,
-        (SELECT n.status FROM notifications n
-          WHERE n.invoice_id = c.invoice_id AND n.stage = c.stage AND n.channel = c.channel
-            AND (n.due_date IS NULL OR n.due_date = c.due_date)
-          ORDER BY n.run_date DESC LIMIT 1) AS prev_status,
-        EXISTS (SELECT 1 FROM notifications n
-          WHERE n.invoice_id = c.invoice_id AND n.channel = c.channel AND n.run_date = $4) AS today,
-        CASE WHEN EXISTS (SELECT 1 FROM opt_outs o
-                          WHERE o.customer_id = c.customer_id AND o.channel = c.channel) THEN 'opted_out'
-             WHEN EXISTS (SELECT 1 FROM pauses ps
-                          WHERE (ps.customer_id = c.customer_id OR ps.invoice_id = c.invoice_id)
-                            AND ps.starts_on <= $4 AND ps.until >= $4) THEN 'paused'
-        END AS hold
-    FROM cand c
-), ins AS (
+)
+SELECT c.*,
+    (SELECT n.status FROM notifications n
+      WHERE n.invoice_id = c.invoice_id AND n.stage = c.stage AND n.channel = c.channel
+        AND (n.due_date IS NULL OR n.due_date = c.due_date)
+      ORDER BY n.run_date DESC LIMIT 1) AS prev_status,
+    EXISTS (SELECT 1 FROM notifications n
+      WHERE n.invoice_id = c.invoice_id AND n.channel = c.channel AND n.run_date = $4) AS today,
+    CASE WHEN (c.customer_id, c.channel) IN (SELECT customer_id, channel FROM opt_outs) THEN 'opted_out'
+         WHEN c.customer_id IN (SELECT customer_id FROM pauses WHERE starts_on <= $4 AND until >= $4)
+           OR c.invoice_id IN (SELECT invoice_id FROM pauses WHERE starts_on <= $4 AND until >= $4)
+         THEN 'paused'
+    END AS hold,
+    NULL::text AS inserted
+FROM cand c
+";
+
+/// The ledger rows and jobs for the candidates nothing holds back (`$1` the run date,
+/// `$2` the queue). `ON CONFLICT DO NOTHING` makes a concurrent run's rows win; each
+/// candidate that got a row is marked with its status.
+const INSERT: &str = "
+WITH ins AS (
     INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date, recipient, status, error)
-    SELECT invoice_id, customer_id, stage, channel, $4, due_date, recipient,
+    SELECT invoice_id, customer_id, stage, channel, $1, due_date, recipient,
            CASE WHEN recipient IS NULL THEN 'skipped' ELSE 'queued' END,
            CASE WHEN recipient IS NULL THEN 'customer has no email address and no phone number' END
-    FROM prior
+    FROM schedule_candidates
     WHERE prev_status IS NULL AND NOT today AND hold IS NULL
     ON CONFLICT DO NOTHING
     RETURNING id, invoice_id, channel, status
 ), queued AS (
     INSERT INTO jobs (queue, notification_id, channel)
-    SELECT $5, id, channel FROM ins WHERE status = 'queued'
-    RETURNING notification_id
-), result AS (
-    SELECT p.off, p.stage_date, p.due_date, p.number, p.customer_name, p.channel, p.invoice_id,
+    SELECT $2, id, channel FROM ins WHERE status = 'queued'
+)
+UPDATE schedule_candidates c SET inserted = ins.status
+FROM ins WHERE ins.invoice_id = c.invoice_id AND ins.channel = c.channel
+";
+
+/// One row per invoice with the outcome on each channel; finished by the caller's
+/// `SELECT … FROM per_invoice`.
+const OUTCOMES: &str = "
+WITH result AS (
+    SELECT off, stage_date, due_date, number, customer_name, channel, invoice_id,
         CASE
-            WHEN ins.status = 'queued' THEN 'dispatched'
-            WHEN ins.status = 'skipped' THEN 'no_contact'
-            WHEN p.prev_status IS NOT NULL THEN 'already_' || p.prev_status
-            WHEN p.today THEN 'reminded_today'
-            WHEN p.hold IS NOT NULL THEN 'held_' || p.hold
+            WHEN inserted = 'queued' THEN 'dispatched'
+            WHEN inserted = 'skipped' THEN 'no_contact'
+            WHEN prev_status IS NOT NULL THEN 'already_' || prev_status
+            WHEN today THEN 'reminded_today'
+            WHEN hold IS NOT NULL THEN 'held_' || hold
             ELSE 'concurrent'
         END AS outcome
-    FROM prior p
-    LEFT JOIN ins ON ins.invoice_id = p.invoice_id AND ins.channel = p.channel
-)
-, per_invoice AS (
+    FROM schedule_candidates
+), per_invoice AS (
     SELECT off, stage_date, due_date, number, customer_name,
         max(outcome) FILTER (WHERE channel = 'email') AS email,
         max(outcome) FILTER (WHERE channel = 'whatsapp') AS whatsapp
@@ -344,20 +363,6 @@ fn days_after_pause(
 /// Runs the scheduler for one day, in one transaction (rolled back for a dry run).
 pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
     let outcome = conn.transaction::<_, DryRun, _>(|conn| {
-        // Right after a bulk import the statistics say the tables are empty, and the
-        // planner then joins the candidates with the inserted rows by nested loop:
-        // quadratic, a minute for 16,000 invoices. Hash joins are right at any size.
-        diesel::sql_query("SET LOCAL enable_nestloop = off").execute(conn)?;
-        // Likewise, with an empty (or freshly imported) ledger the planner checks each
-        // candidate's earlier reminders (`prior`) by a sequential scan of
-        // `notifications`, which grows with every row this statement inserts:
-        // quadratic again (1,000,000 invoices: 42 s instead of 2.3 s). The unique
-        // indexes answer those checks; a sequential scan is never needed here.
-        diesel::sql_query("SET LOCAL enable_seqscan = off").execute(conn)?;
-        // The statement's estimated cost is far above `jit_above_cost`, so Postgres
-        // spends ~0.5 s compiling it with LLVM (where the server has JIT), which the
-        // index-driven plan never earns back (1M invoices, rerun: 0.91 s -> 0.45 s).
-        diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
         let missed = missed_days(conn, req.run_date, req.catch_up_days)?;
         let after_pause = days_after_pause(conn, req.run_date, req.catch_up_days, &missed)?;
         let mut labels = Vec::new();
@@ -378,17 +383,23 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             missed_days: missed,
             ..Report::default()
         };
-        // The candidates statement with its parameters, finished by `tail`.
-        let statement = |tail: &str| {
-            diesel::sql_query(format!("{CANDIDATES} {tail}"))
-                .into_boxed::<diesel::pg::Pg>()
-                .bind::<Array<Text>, _>(labels.clone())
-                .bind::<Array<Integer>, _>(offsets.clone())
-                .bind::<Array<SqlDate>, _>(days.clone())
-                .bind::<SqlDate, _>(req.run_date)
-                .bind::<Text, _>(req.queue.to_owned())
-                .bind::<Array<diesel::sql_types::Bool>, _>(extra.clone())
-        };
+        diesel::sql_query(CANDIDATES)
+            .bind::<Array<Text>, _>(labels)
+            .bind::<Array<Integer>, _>(offsets)
+            .bind::<Array<SqlDate>, _>(days)
+            .bind::<SqlDate, _>(req.run_date)
+            .bind::<Array<diesel::sql_types::Bool>, _>(extra)
+            .execute(conn)?;
+        // One candidate per invoice and channel. The index also lets `INSERT` find
+        // each candidate it marks without depending on the planner's guess of the
+        // size of a table that has no statistics (a join it guesses wrong is quadratic).
+        diesel::sql_query("CREATE UNIQUE INDEX ON schedule_candidates (invoice_id, channel)")
+            .execute(conn)?;
+        diesel::sql_query(INSERT)
+            .bind::<SqlDate, _>(req.run_date)
+            .bind::<Text, _>(req.queue.to_owned())
+            .execute(conn)?;
+        let statement = |tail: &str| diesel::sql_query(format!("{OUTCOMES} {tail}"));
         if req.lines {
             let rows: Vec<Row> = statement(
                 "SELECT off, stage_date, due_date, number, customer_name, email, whatsapp

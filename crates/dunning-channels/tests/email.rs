@@ -1,7 +1,5 @@
 //! Email against a real SMTP server (aiosmtpd) on loopback, and the `.eml` outbox.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -9,8 +7,8 @@ use dunning_channels::{
     OutgoingMessage, PauseKind, SendError, Sender, build_email, check_smtp, email_sender,
 };
 use dunning_core::Settings;
+use dunning_test_smtp::{PASSWORD, SmtpPeer, USER, parse_eml};
 use serde_json::Value;
-use support::smtp_peer::{PASSWORD, SmtpPeer, USER, parse_eml};
 
 const SUBJECT: &str = "Pengingat Pembayaran Tagihan INV-20251115-123456 🕒";
 const BODY: &str = "Halo Dimas Pratama C,

@@ -1,7 +1,5 @@
 //! WhatsApp against the loopback Fonnte fake, and the JSON-lines outbox.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date as SqlDate, Nullable, Text};
 use dunning_test_db::TestDatabase;
 use dunning_test_fonnte::{DOCUMENTED_REASONS, FonnteFake, Reply};
-use reliability_support::smtp::ScriptedSmtp;
+use dunning_test_smtp::SmtpPeer;
 use reliability_support::*;
 
 fn customer(
@@ -128,7 +128,7 @@ fn hostile_customers_and_smtp_refusals_fail_clearly_and_everything_else_is_deliv
     schedule(&mut conn);
 
     let fonnte = FonnteFake::start();
-    let smtp = ScriptedSmtp::start();
+    let smtp = SmtpPeer::start("scripted");
     let outbox = tempfile::tempdir().unwrap();
     let mut env = WorkerEnv::new(db.url(), &fonnte, outbox.path());
     for (k, v) in smtp.env() {

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use dunning_test_db::TestDatabase;
 use dunning_test_fonnte::{FonnteFake, Reply};
-use reliability_support::smtp::ScriptedSmtp;
+use dunning_test_smtp::SmtpPeer;
 use reliability_support::*;
 
 const PASSWORD: &str = "Sm7p-Pa55w0rd-KNOWN-91c2";
@@ -27,7 +27,7 @@ fn no_secret_in_logs_errors_ledger_or_outbox() {
     seed(&mut conn, 20);
     schedule(&mut conn);
     let fonnte = FonnteFake::with_token(TOKEN);
-    let smtp = ScriptedSmtp::start();
+    let smtp = SmtpPeer::start("scripted");
     let outbox = tempfile::tempdir().unwrap();
     let mut env = WorkerEnv::new(db.url(), &fonnte, outbox.path());
     for (k, v) in smtp.env() {
@@ -53,12 +53,7 @@ fn no_secret_in_logs_errors_ledger_or_outbox() {
 
     // The secrets really were used.
     assert!(
-        smtp.log
-            .lock()
-            .unwrap()
-            .auth
-            .iter()
-            .any(|a| a.contains(PASSWORD)),
+        smtp.logins().iter().any(|a| a.contains(PASSWORD)),
         "no SMTP login happened"
     );
     assert!(
@@ -365,7 +360,7 @@ fn no_secret_reaches_any_output_of_any_command_at_trace_level() {
         ),
     );
     let fonnte = FonnteFake::with_token(SWEEP_TOKEN);
-    let smtp = ScriptedSmtp::start();
+    let smtp = SmtpPeer::start("scripted");
     let dir = tempfile::tempdir().unwrap();
     let mut env = WorkerEnv::new(&url, &fonnte, dir.path());
     for (k, v) in smtp.env() {
@@ -404,12 +399,7 @@ fn no_secret_reaches_any_output_of_any_command_at_trace_level() {
         sweep.all
     );
     assert!(
-        smtp.log
-            .lock()
-            .unwrap()
-            .auth
-            .iter()
-            .any(|a| a.contains(SWEEP_SMTP_PW)),
+        smtp.logins().iter().any(|a| a.contains(SWEEP_SMTP_PW)),
         "no SMTP login:\n{}",
         sweep.all
     );

@@ -732,4 +732,3 @@ pub fn chaos(url: &str, cluster: Option<&PrivateCluster>, plan: &ChaosPlan) -> C
     }
     summary
 }
-pub mod smtp;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real SMTP server (aiosmtpd) on 127.0.0.1 for dunning-channels' tests.
+"""A real SMTP server (aiosmtpd) on 127.0.0.1: the SMTP peer of every Dunning test.
 
     smtp_server.py --dir DIR --cert CERT --key KEY [--mode MODE] [--user U --password P]
                    [--no-pipelining]
@@ -32,6 +32,14 @@ Modes:
                careless server may do: a pipelining client must not send the message
   drop-data    the connection is cut after the message data arrives, before the reply
   drop-data-2  the same for the second message only (the first is accepted)
+  scripted     no TLS; AUTH offered all the same and any login accepted (each one is
+               recorded in DIR/auth.json, so a test can prove the password went over
+               the wire); the answer depends on the recipient, so that one server
+               refuses some messages and accepts the rest:
+                 rcpt421@…   421 4.3.2, then the connection is closed
+                 rcpt450@…   450 4.2.0 (mailbox busy)
+                 rcpt550@…   550 5.1.1 (no such user)
+                 dropdata@…  the connection is cut after the message data
 
     smtp_server.py --parse FILE   prints FILE (an .eml) decoded as JSON and exits.
 """
@@ -121,6 +129,15 @@ class Handler:
         return self.counted("QUIT")
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.mode == "scripted":
+            if address.startswith("rcpt421@"):
+                server.transport.write(b"421 4.3.2 Service shutting down\r\n")
+                server.transport.close()
+                return "421 4.3.2 Service shutting down"
+            if address.startswith("rcpt450@"):
+                return "450 4.2.0 <%s>: Mailbox busy, try again later" % address
+            if address.startswith("rcpt550@"):
+                return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         if self.mode in ("rcpt-550", "rcpt-550-lenient") and address.startswith("nobody"):
             if self.mode == "rcpt-550-lenient":
                 envelope.rcpt_tos.append(address)  # DATA will be accepted
@@ -132,7 +149,8 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         self.data_commands += 1
-        if self.mode == "drop-data" or (self.mode == "drop-data-2" and self.data_commands == 2):
+        dropdata = self.mode == "scripted" and any(r.startswith("dropdata@") for r in envelope.rcpt_tos)
+        if dropdata or self.mode == "drop-data" or (self.mode == "drop-data-2" and self.data_commands == 2):
             server.transport.abort()
             return "421 4.3.0 never seen"
         self.count += 1
@@ -170,7 +188,7 @@ def main():
 
     modes = (
         "starttls", "no-starttls", "implicit", "plain", "rcpt-550", "rcpt-550-lenient", "rcpt-450", "drop-data",
-        "drop-data-2",
+        "drop-data-2", "scripted",
     )
     if a.mode not in modes:
         sys.exit("unknown --mode %r; use one of %s" % (a.mode, ", ".join(modes)))
@@ -186,7 +204,14 @@ def main():
     # The open connections, to close them on request.
     live = set()
 
+    logins = []
+
     def authenticator(server, session, envelope, mechanism, auth_data):
+        if a.mode == "scripted":
+            if isinstance(auth_data, LoginPassword):
+                logins.append([auth_data.login.decode(), auth_data.password.decode()])
+                write_atomic(os.path.join(a.dir, "auth.json"), json.dumps(logins))
+            return AuthResult(success=True, handled=False, auth_data=auth_data)
         ok = (
             isinstance(auth_data, LoginPassword)
             and auth_data.login.decode() == a.user
@@ -216,7 +241,7 @@ def main():
             closed += 1
         return closed
 
-    starttls = a.mode not in ("no-starttls", "implicit", "plain")
+    starttls = a.mode not in ("no-starttls", "implicit", "plain", "scripted")
     use_auth = a.user is not None and a.mode != "plain"
 
     def factory():
@@ -226,9 +251,10 @@ def main():
             tls_context=context if starttls else None,
             require_starttls=False,
             authenticator=authenticator if use_auth else None,
-            auth_required=use_auth,
-            # AUTH only over TLS, like every real submission server; implicit TLS is TLS.
-            auth_require_tls=a.mode != "implicit",
+            auth_required=use_auth and a.mode != "scripted",
+            # AUTH only over TLS, like every real submission server; implicit TLS is
+            # TLS. The scripted mode has no TLS and takes a login all the same.
+            auth_require_tls=a.mode not in ("implicit", "scripted"),
             enable_SMTPUTF8=True,
             decode_data=False,
             timeout=30,

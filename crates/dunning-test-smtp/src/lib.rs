@@ -1,4 +1,6 @@
-//! Starts `smtp_server.py` (a real aiosmtpd SMTP server) on loopback for one test.
+//! Starts `smtp_server.py` (a real aiosmtpd SMTP server) on loopback for one test:
+//! the one SMTP peer of Dunning's tests. Its modes (TLS, refusals, dropped
+//! connections, answers that depend on the recipient) are listed in the script.
 //!
 //! The interpreter is `$DUNNING_TEST_PYTHON` (set by `scripts/test` from
 //! `scripts/test-peers`), or `/usr/bin/python3`. A missing interpreter, aiosmtpd or
@@ -20,7 +22,7 @@ pub const USER: &str = "billing@wikarta.test";
 /// The password the peer accepts.
 pub const PASSWORD: &str = "s3cret-App-Pass-7f3a";
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_server.py");
 const FIX: &str = "run scripts/test-peers (installs python3-aiosmtpd and openssl) and export DUNNING_TEST_PYTHON=$(scripts/test-peers)";
 
 /// The Python interpreter that has aiosmtpd; panics with the fix when there is none.
@@ -175,6 +177,50 @@ impl SmtpPeer {
             vars.insert("MAIL_PASSWORD", password.into());
         }
         Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings")
+    }
+
+    /// Environment for a worker or CLI process sending through this server without
+    /// TLS (`MAIL_ENCRYPTION=none`: the `scripted` and `plain` modes).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MAIL_MAILER", "smtp".into()),
+            ("MAIL_HOST", "127.0.0.1".into()),
+            ("MAIL_PORT", self.port.to_string()),
+            ("MAIL_ENCRYPTION", "none".into()),
+            ("MAIL_FROM_ADDRESS", "noreply@wikarta.com".into()),
+            ("MAIL_TIMEOUT", "5".into()),
+        ]
+    }
+
+    /// The accepted messages so far: (recipients, the raw message as received).
+    pub fn accepted(&self) -> Vec<(Vec<String>, String)> {
+        self.received()
+            .iter()
+            .enumerate()
+            .map(|(i, json)| {
+                let rcpts = json["rcpt_tos"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let raw = std::fs::read(self.dir.path().join(format!("{}.eml", i + 1))).unwrap();
+                (rcpts, String::from_utf8_lossy(&raw).into_owned())
+            })
+            .collect()
+    }
+
+    /// The logins given so far in the `scripted` mode: "user\0password" each.
+    pub fn logins(&self) -> Vec<String> {
+        std::fs::read(self.dir.path().join("auth.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<(String, String)>>(&b).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(u, p)| format!("{u}\0{p}"))
+            .collect()
     }
 
     /// The messages received so far, decoded by Python's email parser.

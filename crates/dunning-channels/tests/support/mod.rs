@@ -1,5 +1,0 @@
-//! Shared by the integration tests: the aiosmtpd peer.
-
-#![allow(dead_code)]
-
-pub mod smtp_peer;

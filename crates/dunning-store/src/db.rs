@@ -41,7 +41,8 @@ pub fn connect(url: &str) -> Result<PgConnection, StoreError> {
     })
 }
 
-/// Builds the worker's connection pool and checks that the database answers.
+/// Builds a connection pool (the worker's, `dunning-web`'s) and checks that the
+/// database answers.
 pub fn pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
     // Fail fast with the driver's own reason instead of r2d2's generic timeout.
     drop(connect(url)?);
@@ -49,23 +50,6 @@ pub fn pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
         .max_size(max_size)
         .min_idle(Some(0))
         .connection_timeout(std::time::Duration::from_secs(10))
-        .test_on_check_out(true)
-        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
-        .build(ConnectionManager::<PgConnection>::new(url))
-        .map_err(|e| StoreError::Connect {
-            target: describe_url(url),
-            reason: one_line(&e),
-        })
-}
-
-/// A pool of plain connections (no queue session settings), for `dunning-web`: its
-/// statements are few and short, planned as PostgreSQL sees fit.
-pub fn plain_pool(url: &str, max_size: u32) -> Result<PgPool, StoreError> {
-    drop(connect(url)?);
-    Pool::builder()
-        .max_size(max_size)
-        .min_idle(Some(0))
-        .connection_timeout(std::time::Duration::from_secs(5))
         .test_on_check_out(true)
         .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
         .build(ConnectionManager::<PgConnection>::new(url))

@@ -50,7 +50,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     let settings = Settings::from_env().map_err(|e| usage(&e))?;
     let payments = PaymentSettings::from_env().map_err(|e| usage(&e))?;
     let url = settings.require_database_url().map_err(|e| usage(&e))?;
-    let pool = dunning_store::db::plain_pool(url.expose(), 8).map_err(|e| (1, e.to_string()))?;
+    let pool = dunning_store::db::pool(url.expose(), 8).map_err(|e| (1, e.to_string()))?;
     {
         let mut conn = pool.get().map_err(|e| (1, e.to_string()))?;
         dunning_store::db::ensure_migrated(&mut conn).map_err(|e| (1, e.to_string()))?;

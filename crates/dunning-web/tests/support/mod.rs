@@ -51,7 +51,7 @@ pub struct Web {
 
 impl Web {
     pub fn start(db: &TestDatabase, payments: PaymentSettings) -> Web {
-        let pool = dunning_store::db::plain_pool(db.url(), 4).expect("pool");
+        let pool = dunning_store::db::pool(db.url(), 4).expect("pool");
         let state = AppState {
             pool,
             payments: Arc::new(payments),

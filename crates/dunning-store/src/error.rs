@@ -47,13 +47,23 @@ impl StoreError {
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)) => {
                 true
             }
+            // diesel does not expose PostgreSQL's SQLSTATE, so these are the fixed
+            // texts of the server (57P01/57P02/57P03: "terminating connection due to
+            // administrator command", "the database system is shutting down") and of
+            // libpq ("server closed the connection unexpectedly", "SSL connection has
+            // been closed unexpectedly", "could not receive data from server").
             StoreError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                const LOST: [&str; 7] = [
+                    "terminating connection",
+                    "server closed the connection",
+                    "connection has been closed",
+                    "no connection to the server",
+                    "could not receive data from server",
+                    "could not send data to server",
+                    "the database system is",
+                ];
                 let m = info.message();
-                m.contains("terminating connection")
-                    || m.contains("server closed the connection")
-                    || m.contains("no connection to the server")
-                    || m.contains("the database system is")
-                    || m.contains("connection")
+                LOST.iter().any(|l| m.contains(l))
             }
             StoreError::Query(Error::BrokenTransactionManager) => true,
             _ => false,

@@ -41,8 +41,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn from_db(s: &str) -> Self {
-        match s {
+    fn from_db(s: &str) -> Result<Self> {
+        Ok(match s {
             "dispatched" => Outcome::Dispatched,
             "already_sent" => Outcome::AlreadySent,
             "already_queued" => Outcome::AlreadyQueued,
@@ -52,8 +52,15 @@ impl Outcome {
             "no_contact" => Outcome::NoContact,
             "held_paused" => Outcome::HeldPaused,
             "held_opted_out" => Outcome::HeldOptedOut,
-            _ => Outcome::TakenByConcurrentRun,
-        }
+            "concurrent" => Outcome::TakenByConcurrentRun,
+            // `already_<status>` of a ledger status this version does not know.
+            other => {
+                return Err(crate::StoreError::UnknownValue {
+                    column: "notifications.status",
+                    value: other.trim_start_matches("already_").to_owned(),
+                });
+            }
+        })
     }
 
     /// The reason shown after "Skipped", as in the seed's `(already sent)`.
@@ -292,8 +299,8 @@ WITH result AS (
 )
 ";
 
-fn outcome(s: Option<String>) -> Option<Outcome> {
-    s.as_deref().map(Outcome::from_db)
+fn outcome(s: Option<String>) -> Result<Option<Outcome>> {
+    s.as_deref().map(Outcome::from_db).transpose()
 }
 
 /// Days in `[run_date - n, run_date)` with no recorded run, ignoring days before the
@@ -421,16 +428,18 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             .load(conn)?;
             report.lines = rows
                 .into_iter()
-                .map(|r| Line {
-                    stage: Stage::from_offset(r.off),
-                    stage_date: r.stage_date,
-                    due_date: r.due_date,
-                    invoice_number: r.number,
-                    customer_name: r.customer_name,
-                    email: outcome(r.email),
-                    whatsapp: outcome(r.whatsapp),
+                .map(|r| {
+                    Ok(Line {
+                        stage: Stage::from_offset(r.off),
+                        stage_date: r.stage_date,
+                        due_date: r.due_date,
+                        invoice_number: r.number,
+                        customer_name: r.customer_name,
+                        email: outcome(r.email)?,
+                        whatsapp: outcome(r.whatsapp)?,
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             report.groups = group_lines(&report.lines);
         } else {
             let rows: Vec<GroupRow> = statement(
@@ -440,14 +449,16 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             .load(conn)?;
             report.groups = rows
                 .into_iter()
-                .map(|r| Group {
-                    stage: Stage::from_offset(r.off),
-                    stage_date: r.stage_date,
-                    email: outcome(r.email),
-                    whatsapp: outcome(r.whatsapp),
-                    invoices: r.invoices,
+                .map(|r| {
+                    Ok(Group {
+                        stage: Stage::from_offset(r.off),
+                        stage_date: r.stage_date,
+                        email: outcome(r.email)?,
+                        whatsapp: outcome(r.whatsapp)?,
+                        invoices: r.invoices,
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
         }
         if req.dry_run {
             return Err(DryRun::RollBack(Box::new(report)));
@@ -540,4 +551,34 @@ pub fn whatsapp_sent_this_month(
         .filter(n::sent_at.lt(to))
         .count()
         .get_result(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_the_statement_writes_is_known_and_nothing_else_is_guessed() {
+        for (db, want) in [
+            ("dispatched", Outcome::Dispatched),
+            ("already_sent", Outcome::AlreadySent),
+            ("already_queued", Outcome::AlreadyQueued),
+            ("already_failed", Outcome::AlreadyFailed),
+            ("already_skipped", Outcome::AlreadySkipped),
+            ("reminded_today", Outcome::RemindedToday),
+            ("no_contact", Outcome::NoContact),
+            ("held_paused", Outcome::HeldPaused),
+            ("held_opted_out", Outcome::HeldOptedOut),
+            ("concurrent", Outcome::TakenByConcurrentRun),
+        ] {
+            assert_eq!(Outcome::from_db(db).unwrap(), want, "{db}");
+        }
+        let err = Outcome::from_db("already_delivered")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"delivered\"") && err.contains("upgrade"),
+            "{err}"
+        );
+    }
 }

@@ -418,3 +418,75 @@ fn send_mails_the_report_and_counts_the_whatsapp_copy() {
         stderr(&out)
     );
 }
+
+/// A gateway paid two invoices mirrored from a real billing database (MariaDB):
+/// billing has recorded one payment, not the other. The report asks billing live
+/// and lists only the one billing still has unpaid; with billing unreachable it
+/// lists both as unchecked, with the reason.
+#[test]
+fn gateway_payments_billing_still_has_unpaid_are_listed() {
+    use dunning_test_db::mariadb::TestMariaDb;
+    let due = cmd_support::today_jakarta() + time::Duration::days(20);
+    let billing = TestMariaDb::new();
+    billing.exec(&format!(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(255), email VARCHAR(255),
+             phone VARCHAR(32), updated_at TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP);
+         CREATE TABLE invoices (id BIGINT AUTO_INCREMENT PRIMARY KEY, invoice_number VARCHAR(64),
+             customer_id BIGINT, total DECIMAL(15,2), due_date DATE, paid_at TIMESTAMP NULL,
+             cancelled_at TIMESTAMP NULL, updated_at TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP);
+         INSERT INTO customers (id, name, email, phone)
+             VALUES (1, 'Budi Santoso', 'budi@example.id', '085707211646');
+         INSERT INTO invoices (invoice_number, customer_id, total, due_date, paid_at)
+             VALUES ('INV-NOT-YET', 1, 150000.00, '{due}', NULL),
+                    ('INV-ENTERED', 1, 200000.00, '{due}', NULL)"
+    ));
+    let mut env = Env::new();
+    env.set("BILLING_DATABASE_URL", billing.url());
+    env.set(
+        "BILLING_QUERIES",
+        format!(
+            "{}/../../docs/examples/billing.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    ok(&env.run(&["migrate"]));
+    ok(&env.run(&["sync"]));
+    // The gateway's callbacks marked both paid in Dunning (as dunning-web does) ...
+    env.exec(
+        "INSERT INTO payments (gateway, reference, order_id, invoice_id, amount, currency, paid_at, raw)
+           SELECT 'xendit', 'ref-' || number, number, id, amount, 'IDR', now() - interval '1 hour', '{}'
+           FROM invoices WHERE number IN ('INV-NOT-YET', 'INV-ENTERED');
+         UPDATE invoices SET status = 'paid', paid_at = now() - interval '1 hour'
+           WHERE number IN ('INV-NOT-YET', 'INV-ENTERED');",
+    );
+    // ... and the cashier entered one of them in billing.
+    billing.exec("UPDATE invoices SET paid_at = NOW() WHERE invoice_number = 'INV-ENTERED'");
+
+    let json: Value = serde_json::from_str(&ok(&env.run(&["report", "--json"]))).unwrap();
+    let g = &json["gateway_not_in_billing"];
+    let listed: Vec<&str> = g["unpaid_in_billing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["invoice"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["INV-NOT-YET"], "{g:#}");
+    assert_eq!(g["unpaid_in_billing"][0]["amount"], 150000);
+    assert_eq!(g["unchecked"], serde_json::json!([]), "{g:#}");
+    let text = ok(&env.run(&["report"]));
+    assert!(
+        text.contains("Pembayaran gateway belum tercatat di billing: 1")
+            && text.contains("INV-NOT-YET Rp 150.000 via xendit (ref-INV-NOT-YET)"),
+        "{text}"
+    );
+
+    // Billing unreachable: both are listed as unchecked, with the reason.
+    env.set(
+        "BILLING_DATABASE_URL",
+        "mysql://dunning:pw@127.0.0.1:9/billing",
+    );
+    let json: Value = serde_json::from_str(&ok(&env.run(&["report", "--json"]))).unwrap();
+    let g = &json["gateway_not_in_billing"];
+    assert_eq!(g["unchecked"].as_array().unwrap().len(), 2, "{g:#}");
+    assert!(g["unchecked_reason"].is_string(), "{g:#}");
+}

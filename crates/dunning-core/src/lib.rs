@@ -2,6 +2,7 @@
 //! with no database, network or clock access of its own, plus [`startup`], the
 //! process set-up (`.env`, logging, exit codes) both binaries share.
 
+pub mod calendar;
 pub mod channel;
 pub mod config;
 pub mod contact;

@@ -250,6 +250,21 @@ pub enum Command {
         json: bool,
     },
 
+    /// The daily report (09:00, in Indonesian) of yesterday and today: deliveries per
+    /// channel, the WhatsApp quota and the month's forecast, failures with their fixes,
+    /// replies waiting, payments after a reminder, gateway payments not yet in billing.
+    Report {
+        /// The report's day (local date, default today); it covers the day before too.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+        /// Also send it to DUNNING_REPORT_EMAIL and/or DUNNING_REPORT_WHATSAPP.
+        #[arg(long)]
+        send: bool,
+        /// Print JSON (monitoring) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Users of the dashboard (dunning-web): add, list, remove.
     WebUser {
         #[command(subcommand)]

@@ -4,6 +4,7 @@
 //! commands can share code and be tested.
 
 pub mod app;
+pub mod calendar;
 pub mod cli;
 pub mod commands;
 pub mod migrate;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use dunning_core::calendar::{Calendar, Quiet};
 use dunning_core::message::customer_label;
 use dunning_core::{Settings, Stage};
 use dunning_store::scheduling::{self, Group, Line, Outcome, Report, Request};
@@ -22,6 +23,24 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     check_run_date(run_date, today, args)?;
     let backfill = run_date != today;
     let marks = Marks::detect(args.emoji);
+    let calendar = crate::calendar::load()?;
+    if let Some(why) = calendar.quiet(run_date) {
+        println!(
+            "{}",
+            quiet_day(settings, run_date, &calendar, why, args, marks, backfill)?
+        );
+        return Ok(());
+    }
+    // Catch-up makes up for days the daily run missed before today; a run for
+    // another day does exactly that day. The window counts working days: quiet
+    // days in it (or right before it) are added, so a long holiday is caught up.
+    let window = if backfill {
+        0
+    } else {
+        calendar.catch_up_window(run_date, args.catch_up_days)
+    };
+    let window_start = run_date - time::Duration::days(i64::from(window));
+    let quiet_days = calendar.quiet_days(window_start, run_date);
     crate::commands::load_templates(settings)?;
     let mut conn = app::connect_migrated(settings)?;
     if !args.no_sync
@@ -32,20 +51,19 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         println!("{line}");
     }
     let host = dunning_store::db::hostname();
-    let report = scheduling::schedule(
+    let report = scheduling::schedule_around(
         &mut conn,
         &Request {
             run_date,
             stages: &settings.stages,
-            // Catch-up makes up for days the daily run missed before today; a run
-            // for another day does exactly that day.
-            catch_up_days: if backfill { 0 } else { args.catch_up_days },
+            catch_up_days: window,
             queue: &args.queue,
             dry_run: args.dry_run,
             lines: !(args.quiet || args.json),
             host: &host,
             backfill,
         },
+        &quiet_days,
     )?;
     let quota = if args.dry_run || args.json {
         let sent =
@@ -60,9 +78,10 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     let text = if args.json {
         let mut summary = summary_json(settings, run_date, args, &report, quota);
         summary["backfill"] = json!(backfill);
+        summary["quiet"] = serde_json::Value::Null;
         serde_json::to_string_pretty(&summary)?
     } else {
-        let mut text = render_text(settings, run_date, args, &report, quota, marks);
+        let mut text = render_text(settings, run_date, args, &report, quota, marks, &calendar);
         if backfill {
             let _ = write!(
                 text,
@@ -74,6 +93,59 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
     };
     println!("{text}");
     Ok(())
+}
+
+/// What a run on a quiet day prints: nothing is queued, why, and which day
+/// catches up.
+fn quiet_day(
+    settings: &Settings,
+    run_date: Date,
+    calendar: &Calendar,
+    why: Quiet<'_>,
+    args: &RunArgs,
+    m: Marks,
+    backfill: bool,
+) -> anyhow::Result<String> {
+    let next = calendar.next_working_day(run_date);
+    if args.json {
+        let mut summary = summary_json(settings, run_date, args, &Report::default(), None);
+        summary["backfill"] = json!(backfill);
+        summary["quiet"] = json!({
+            "reason": match why { Quiet::Weekday(_) => "weekday", Quiet::Holiday(_) => "holiday" },
+            "name": match why {
+                Quiet::Weekday(w) => w.to_string(),
+                Quiet::Holiday(name) => name.to_owned(),
+            },
+            "next_working_day": next.map(|d| d.to_string()),
+        });
+        return Ok(serde_json::to_string_pretty(&summary)?);
+    }
+    let next = match next {
+        Some(d) => format!("the next working day ({d})"),
+        None => "the next working day".to_owned(),
+    };
+    let verb = if args.dry_run {
+        "would queue"
+    } else {
+        "queues"
+    };
+    Ok(format!(
+        "{} {run_date} is a quiet day: {why}. This run {verb} nothing; {next} catches up (per invoice only the newest due stage).\n   {} Email: 0   {} WhatsApp: 0   (run date {run_date}, {})",
+        m.skip, m.email, m.whatsapp, settings.zone
+    ))
+}
+
+/// `2026-03-20 (Cuti Bersama Idul Fitri 1447 H)`, `2026-03-22 (Sunday)`.
+fn quiet_list(calendar: &Calendar, days: &[Date]) -> String {
+    let named: Vec<String> = days
+        .iter()
+        .map(|d| match calendar.quiet(*d) {
+            Some(Quiet::Holiday(name)) => format!("{d} ({name})"),
+            Some(Quiet::Weekday(w)) => format!("{d} ({w})"),
+            None => d.to_string(),
+        })
+        .collect();
+    named.join(", ")
 }
 
 /// How far `--date` may be from today without `--force`.
@@ -185,6 +257,7 @@ fn render_text(
     report: &Report,
     quota: Option<Quota>,
     m: Marks,
+    calendar: &Calendar,
 ) -> String {
     let mut out = String::new();
     let dry = args.dry_run;
@@ -206,6 +279,14 @@ fn render_text(
                 days.join(", ")
             );
         }
+        if !report.quiet_days.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} Quiet day(s) {}: catching up (newest applicable stage only)",
+                m.catch_up,
+                quiet_list(calendar, &report.quiet_days)
+            );
+        }
         for (stage, day, catch_up) in sections(settings, run_date, report) {
             let in_section = |g: &&Group| g.stage == stage && g.stage_date == day;
             let t = totals(report.groups.iter().filter(in_section));
@@ -215,6 +296,8 @@ fn render_text(
                 // that has ended since.
                 let why = if report.missed_days.contains(&day) {
                     "missed"
+                } else if report.quiet_days.contains(&day) {
+                    "quiet day"
                 } else {
                     "paused on"
                 };
@@ -345,6 +428,7 @@ fn summary_json(
         "timezone": settings.zone.name(),
         "dry_run": args.dry_run,
         "missed_days": report.missed_days.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "quiet_days": report.quiet_days.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "stages": stages,
         "totals": {
             "found": all.found,

@@ -143,6 +143,8 @@ pub struct Request<'a> {
 pub struct Report {
     /// Days in the catch-up window on which no run happened.
     pub missed_days: Vec<Date>,
+    /// Quiet days in the catch-up window caught up by this run.
+    pub quiet_days: Vec<Date>,
     /// Per-invoice lines (when requested), ordered by stage day, stage, number.
     pub lines: Vec<Line>,
     /// Invoice counts per stage day and outcome combination (always filled).
@@ -308,35 +310,65 @@ fn outcome(s: Option<String>) -> Result<Option<Outcome>> {
 /// catch up, and neither has one whose only runs were backfills. A day that was
 /// backfilled counts as run.
 pub fn missed_days(conn: &mut PgConnection, run_date: Date, n: u32) -> Result<Vec<Date>> {
+    Ok(catch_up(conn, run_date, n, &[])?.missed)
+}
+
+/// The days of a catch-up window to plan again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Working days with no recorded run (a run was expected: `doctor` reports them).
+    pub missed: Vec<Date>,
+    /// Quiet days with no recorded run that no regular run has followed yet: no run
+    /// was expected, and the first working day after them catches them up.
+    pub quiet: Vec<Date>,
+}
+
+/// Splits the days of `[run_date - n, run_date)` without a recorded run into
+/// missed working days and quiet days still to catch up. `quiet_days` are the
+/// quiet days the caller's calendar has in the window. Days before the first
+/// regular (not backfill) run ever recorded are ignored: a new installation has
+/// nothing to catch up, and neither has one whose only runs were backfills. A day
+/// that was backfilled counts as run.
+pub fn catch_up(
+    conn: &mut PgConnection,
+    run_date: Date,
+    n: u32,
+    quiet_days: &[Date],
+) -> Result<CatchUp> {
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(CatchUp::default());
     }
     let first: DateRow = diesel::sql_query(
         "SELECT min(run_date) AS d FROM schedule_runs WHERE finished_at IS NOT NULL AND NOT backfill",
     )
     .get_result(conn)?;
     let Some(first) = first.d else {
-        return Ok(Vec::new());
+        return Ok(CatchUp::default());
     };
     let Some(from) = run_date.checked_sub(Duration::days(i64::from(n))) else {
-        return Ok(Vec::new());
+        return Ok(CatchUp::default());
     };
-    let ran: Vec<Date> = schedule_runs::table
+    let runs: Vec<(Date, bool)> = schedule_runs::table
         .filter(schedule_runs::run_date.ge(from))
         .filter(schedule_runs::run_date.lt(run_date))
         .filter(schedule_runs::finished_at.is_not_null())
-        .select(schedule_runs::run_date)
+        .select((schedule_runs::run_date, schedule_runs::backfill))
         .distinct()
         .load(conn)?;
-    let mut missed = Vec::new();
+    let mut out = CatchUp::default();
     let mut d = from.max(first);
     while d < run_date {
-        if !ran.contains(&d) {
-            missed.push(d);
+        if !runs.iter().any(|(r, _)| *r == d) {
+            if !quiet_days.contains(&d) {
+                out.missed.push(d);
+            } else if !runs.iter().any(|(r, backfill)| !backfill && *r > d) {
+                // A regular run after the quiet day caught it up already.
+                out.quiet.push(d);
+            }
         }
         d = d.next_day().expect("date in range");
     }
-    Ok(missed)
+    Ok(out)
 }
 
 /// Days of the catch-up window that were not missed but on which a pause that has
@@ -375,6 +407,18 @@ fn days_after_pause(
 
 /// Runs the scheduler for one day, in one transaction (rolled back for a dry run).
 pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
+    schedule_around(conn, req, &[])
+}
+
+/// [`schedule`] with the quiet days (quiet weekdays, holidays) of the catch-up
+/// window: no run is expected on them, and each one that no regular run has
+/// followed yet is caught up like a missed day (see [`catch_up`]), under the same
+/// rule: per invoice only the newest due stage.
+pub fn schedule_around(
+    conn: &mut PgConnection,
+    req: &Request<'_>,
+    quiet_days: &[Date],
+) -> Result<Report> {
     let outcome = conn.transaction::<_, DryRun, _>(|conn| {
         // The one setting kept: JIT compilation. The statements' estimated costs
         // pass `jit_above_cost` from about 100,000 invoices, and compiling them with
@@ -383,13 +427,15 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
         // candidates: 1,248 ms with JIT, of which 238 ms compiling; 925 ms without).
         // It changes no plan; the plans need no switch (docs/benchmarks.md).
         diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
-        let missed = missed_days(conn, req.run_date, req.catch_up_days)?;
-        let after_pause = days_after_pause(conn, req.run_date, req.catch_up_days, &missed)?;
+        let window = catch_up(conn, req.run_date, req.catch_up_days, quiet_days)?;
+        let mut again: Vec<Date> = window.missed.iter().chain(&window.quiet).copied().collect();
+        again.sort();
+        let after_pause = days_after_pause(conn, req.run_date, req.catch_up_days, &again)?;
         let mut labels = Vec::new();
         let mut offsets = Vec::new();
         let mut days = Vec::new();
         let mut extra = Vec::new();
-        let planned = missed.iter().map(|d| (*d, false));
+        let planned = again.iter().map(|d| (*d, false));
         let planned = planned.chain(after_pause.iter().map(|d| (*d, true)));
         for (day, is_extra) in planned.chain(std::iter::once((req.run_date, false))) {
             for stage in req.stages {
@@ -400,7 +446,8 @@ pub fn schedule(conn: &mut PgConnection, req: &Request<'_>) -> Result<Report> {
             }
         }
         let mut report = Report {
-            missed_days: missed,
+            missed_days: window.missed,
+            quiet_days: window.quiet,
             ..Report::default()
         };
         diesel::sql_query(CANDIDATES)

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use diesel::pg::PgConnection;
 use dunning_channels::{PauseKind, SendError};
+use dunning_core::calendar::{Calendar, HOLIDAYS_WARN_DAYS};
 use dunning_core::config::{MailDriver, WhatsAppDriver};
 use dunning_core::message::Templates;
 use dunning_core::{Channel, Settings};
@@ -102,6 +103,9 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
         ),
     ));
 
+    let (calendar, calendar_check) = quiet_days(today);
+    report(calendar_check);
+
     match database(settings) {
         Ok(mut conn) => {
             report(Check::pass(
@@ -116,7 +120,7 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
                 ),
             ));
             for check in [
-                scheduler(&mut conn, settings, today),
+                scheduler(&mut conn, settings, today, &calendar),
                 workers(&mut conn, heartbeat_max_age),
                 queue(&mut conn),
                 paused(&mut conn, settings),
@@ -213,6 +217,7 @@ fn scheduler(
     conn: &mut PgConnection,
     settings: &Settings,
     today: time::Date,
+    calendar: &Calendar,
 ) -> anyhow::Result<Check> {
     let name = "Scheduler";
     let Some(last) = health::last_run(conn)? else {
@@ -222,7 +227,12 @@ fn scheduler(
             FIX_CRON,
         ));
     };
-    let missed = scheduling::missed_days(conn, today, MISSED_WINDOW_DAYS)?;
+    // No run is expected on a quiet day: only working days count as missed.
+    let quiet = calendar.quiet_days(
+        today - time::Duration::days(i64::from(MISSED_WINDOW_DAYS)),
+        today,
+    );
+    let missed = scheduling::catch_up(conn, today, MISSED_WINDOW_DAYS, &quiet)?.missed;
     let ran = format!(
         "last run for {} finished {} on {} ({} dispatched, {} skipped)",
         last.run_date,
@@ -246,11 +256,79 @@ fn scheduler(
         ));
     }
     let today_note = if last.run_date >= today {
-        "today's run done"
+        "today's run done".to_owned()
+    } else if let Some(why) = calendar.quiet(today) {
+        format!("today is a quiet day ({why}): no reminders are queued today")
     } else {
-        "today's run has not happened yet"
+        "today's run has not happened yet".to_owned()
     };
     Ok(Check::pass(name, format!("{ran}; {today_note}")))
+}
+
+/// The quiet weekdays and the holiday file: a bad file fails (the scheduler refuses
+/// to run with it); a file whose last date is near or past warns, so next year's
+/// holidays are added before reminders go out on them. Returns the calendar the
+/// other checks use (empty when it cannot be read).
+fn quiet_days(today: time::Date) -> (Calendar, Check) {
+    let name = "Quiet days";
+    let calendar = match crate::calendar::load() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Calendar::default(),
+                Check::fail(
+                    name,
+                    format!("{e:#}"),
+                    "fix the line or the path named above; until then `dunning-schedule` refuses to run (exit 2)",
+                ),
+            );
+        }
+    };
+    let weekdays = if calendar.weekdays().is_empty() {
+        "no quiet weekday".to_owned()
+    } else {
+        let names: Vec<String> = calendar
+            .weekdays()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        format!("quiet on {}", names.join(", "))
+    };
+    let today_note = match calendar.quiet(today) {
+        Some(why) => format!("; today is quiet: {why}"),
+        None => String::new(),
+    };
+    let Some(last) = calendar.holidays().last() else {
+        return (
+            calendar,
+            Check::pass(
+                name,
+                format!(
+                    "{weekdays}; no holiday file (DUNNING_HOLIDAYS unset): reminders go out on public holidays{today_note}"
+                ),
+            ),
+        );
+    };
+    let detail = format!(
+        "{weekdays}; {} holidays listed up to {last}{today_note}",
+        calendar.holidays().len()
+    );
+    let left = (last - today).whole_days();
+    let check = if left < HOLIDAYS_WARN_DAYS {
+        let when = if left < 0 {
+            format!("ended {} days ago", -left)
+        } else {
+            format!("ends in {left} days")
+        };
+        Check::warn(
+            name,
+            format!("{detail}: the holiday file {when}, after that reminders go out on holidays"),
+            "add the next year's national holidays and cuti bersama (the SKB of the Ministers of Religion, Manpower and PANRB) to the DUNNING_HOLIDAYS file, one `YYYY-MM-DD Name` a line",
+        )
+    } else {
+        Check::pass(name, detail)
+    };
+    (calendar, check)
 }
 
 fn workers(conn: &mut PgConnection, max_age: u64) -> anyhow::Result<Check> {

@@ -7,6 +7,7 @@ mod failed;
 mod holds;
 mod import;
 mod invoice;
+mod report;
 mod stats;
 pub(crate) mod sync;
 mod test_dunning;
@@ -87,6 +88,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Optin { target } => holds::opt(settings, &target, true),
         Command::Pauses { json } => holds::list(settings, json),
         Command::Replies { done, json } => holds::replies(settings, &done, json),
+        Command::Report { date, send, json } => report::run(settings, date.as_deref(), send, json),
         Command::WebUser { action } => match action {
             WebUserAction::Add {
                 name,

@@ -155,3 +155,41 @@ impl JobQueue {
         .get_result(conn)?)
     }
 }
+
+/// Takes the shared WhatsApp send slot for a message sent outside the queue (the
+/// daily report), so that it is paced with the workers' messages: `Ok(None)` when
+/// the slot was taken, `Ok(Some(wait))` when the slot opens in `wait` (nothing
+/// taken: wait and call again).
+pub fn take_whatsapp_slot(
+    conn: &mut PgConnection,
+    min_interval: Duration,
+) -> Result<Option<Duration>> {
+    conn.transaction(|conn| {
+        channel_state::table
+            .filter(channel_state::channel.eq(Channel::WhatsApp.as_str()))
+            .select(channel_state::channel)
+            .for_update()
+            .execute(conn)?;
+        #[derive(QueryableByName)]
+        struct W {
+            #[diesel(sql_type = Double)]
+            wait_secs: f64,
+        }
+        let w: Option<W> = diesel::sql_query(sql::SLOT_WAIT)
+            .get_result(conn)
+            .optional()?;
+        if let Some(w) = w
+            && w.wait_secs > 0.0
+        {
+            return Ok(Some(Duration::from_secs_f64(
+                w.wait_secs.clamp(0.0, 3600.0),
+            )));
+        }
+        if !min_interval.is_zero() {
+            diesel::sql_query(sql::TAKE_SLOT)
+                .bind::<Double, _>(min_interval.as_secs_f64())
+                .execute(conn)?;
+        }
+        Ok(None)
+    })
+}

@@ -28,7 +28,7 @@ use dunning_core::{Channel, Stage};
 use crate::schema::jobs;
 use crate::{Result, StoreError};
 
-pub use gate::{Gate, Held, Slot, WhatsAppLimits};
+pub use gate::{Gate, Held, Slot, WhatsAppLimits, take_whatsapp_slot};
 pub use state::{
     ChannelState, Paused, Resumed, channel_states, heartbeat, pause_channel, resume_channel,
     worker_stopped,

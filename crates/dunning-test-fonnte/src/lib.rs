@@ -8,6 +8,17 @@
 //! `/device`. Tests can queue exact replies with [`FonnteFake::push_reply`] or fix one
 //! with [`FonnteFake::always`].
 //!
+//! Like the real service, it can call the webhooks set in its "dashboard"
+//! ([`FonnteFake::set_webhooks`]): the message-status webhook after each accepted
+//! send (the states of [`FonnteFake::set_message_states`]), and the connect webhook
+//! when the device connects or disconnects ([`FonnteFake::set_connected`]). The
+//! payloads are those of Fonnte's webhook documentation (docs.fonnte.com: "webhook
+//! update message status", "webhook connect"): status calls carry `device`, `id`,
+//! `stateid`, `status`, `state` (first `id` and `status`; then `id`, `stateid` and
+//! `state`; then `stateid` and `state` only); connect calls carry `device`,
+//! `status` (`connect`/`disconnect`), `token`, `timestamp`, `reason`. Each call is
+//! a JSON `POST`; its answer's status is kept ([`FonnteFake::webhook_calls`]).
+//!
 //! A dev-dependency of the crates whose tests talk to Fonnte, and of the bench.
 
 use std::collections::VecDeque;
@@ -17,6 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+/// How long after accepting a message the fake reports its first state.
+pub const STATUS_DELAY: Duration = Duration::from_millis(500);
 
 /// The token [`FonnteFake::start`] accepts.
 pub const TOKEN: &str = "fake-device-token-d41d8cd9";
@@ -140,6 +154,21 @@ struct State {
     stop: AtomicBool,
     /// Connections accepted (the Drop's wake-up connection included).
     connections: AtomicU64,
+    /// The message-status and connect webhook URLs, when set.
+    webhooks: Mutex<(Option<String>, Option<String>)>,
+    /// The states reported for each accepted message, in order.
+    message_states: Mutex<Vec<String>>,
+    /// Webhook calls made: (url, body, HTTP status or 0 when unanswered).
+    calls: Mutex<Vec<WebhookCall>>,
+}
+
+/// One webhook call the fake made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCall {
+    pub url: String,
+    pub body: String,
+    /// The answer's HTTP status; 0 when there was none (connection refused, …).
+    pub status: u16,
 }
 
 /// A running fake; stops when dropped.
@@ -170,6 +199,9 @@ impl FonnteFake {
             next_id: AtomicU64::new(80_367_170),
             stop: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            webhooks: Mutex::new((None, None)),
+            message_states: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
         });
         let accept_state = Arc::clone(&state);
         let accept = thread::Builder::new()
@@ -226,9 +258,40 @@ impl FonnteFake {
         *lock(&self.state.always) = reply;
     }
 
-    /// Connects or disconnects the emulated device.
+    /// Connects or disconnects the emulated device; a change calls the connect
+    /// webhook (when set) before this returns.
     pub fn set_connected(&self, connected: bool) {
-        self.state.connected.store(connected, Ordering::SeqCst);
+        let was = self.state.connected.swap(connected, Ordering::SeqCst);
+        let url = lock(&self.state.webhooks).1.clone();
+        if let (Some(url), true) = (url, was != connected) {
+            let body = format!(
+                r#"{{"device":"{}","status":"{}","token":{},"timestamp":{},"reason":"{}"}}"#,
+                self.state.device,
+                if connected { "connect" } else { "disconnect" },
+                json_string(&self.state.token),
+                unix_now(),
+                if connected { "" } else { "logout" }
+            );
+            call_webhook(&self.state, &url, body);
+        }
+    }
+
+    /// Sets the webhook URLs of the emulated device, as in Fonnte's dashboard:
+    /// message status and connect (`None`: not set).
+    pub fn set_webhooks(&self, status: Option<String>, connect: Option<String>) {
+        *lock(&self.state.webhooks) = (status, connect);
+    }
+
+    /// The states the message-status webhook reports for each message `/send`
+    /// accepts from now on, in order: e.g. `["sent", "delivered", "read"]` or
+    /// `["invalid"]`. Empty (the default): no status call.
+    pub fn set_message_states(&self, states: &[&str]) {
+        *lock(&self.state.message_states) = states.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// The webhook calls made so far, in order.
+    pub fn webhook_calls(&self) -> Vec<WebhookCall> {
+        lock(&self.state.calls).clone()
     }
 
     /// Sets the emulated quota.
@@ -278,7 +341,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Serves one connection: requests one after another (HTTP/1.1 keep-alive, as the
 /// real API behind its web server) until the client closes it, asks for `Connection:
 /// close`, stays idle for 30 s, or a scripted reply hangs up.
-fn serve(state: &State, stream: TcpStream) {
+fn serve(state: &Arc<State>, stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(&stream);
@@ -295,6 +358,10 @@ fn serve(state: &State, stream: TcpStream) {
             .pop_front()
             .or_else(|| lock(&state.always).clone())
             .unwrap_or_else(|| emulate(state, &request));
+        let accepted = match (&reply, request.path.as_str()) {
+            (Reply::Json(body), "/send") => accepted_id(body),
+            _ => None,
+        };
         let kept = match reply {
             Reply::Json(body) => {
                 write_response(&mut out, 200, "application/json", body.as_bytes(), close)
@@ -313,6 +380,9 @@ fn serve(state: &State, stream: TcpStream) {
             }
             Reply::Close => false,
         };
+        if let Some(id) = accepted {
+            report_states(state, id);
+        }
         if close || !kept {
             break;
         }
@@ -351,7 +421,8 @@ fn emulate(state: &State, request: &Request) -> Reply {
                 state.quota.fetch_add(1, Ordering::SeqCst);
                 return Reply::reason("insufficient quota");
             }
-            Reply::success(state.next_id.fetch_add(1, Ordering::SeqCst), &target)
+            let id = state.next_id.fetch_add(1, Ordering::SeqCst);
+            Reply::success(id, &target)
         }
         _ => Reply::html(404),
     }
@@ -462,4 +533,89 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The message id of a success answer to `/send` (`"id":["80367170"]`).
+fn accepted_id(body: &str) -> Option<String> {
+    if !body.contains(r#""status":true"#) {
+        return None;
+    }
+    let rest = &body[body.find(r#""id":[""#)? + 7..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// Reports the configured states of message `id` to the message-status webhook,
+/// after the `/send` answer, on a thread of its own (as Fonnte does, later).
+fn report_states(state: &Arc<State>, id: String) {
+    let Some(url) = lock(&state.webhooks).0.clone() else {
+        return;
+    };
+    let states = lock(&state.message_states).clone();
+    if states.is_empty() {
+        return;
+    }
+    let state = Arc::clone(state);
+    let _ = thread::Builder::new()
+        .name("fonnte-fake-status".into())
+        .spawn(move || {
+            // Fonnte reports a message once its device has sent it, not while it
+            // answers `/send`; the sender has recorded the id by then.
+            thread::sleep(STATUS_DELAY);
+            let state_id = format!("3EB0{id}");
+            for (i, s) in states.iter().enumerate() {
+                // First the id and its status; then the stateid is linked to the id
+                // with the first state; after that the stateid alone names the message.
+                let body = match i {
+                    0 => format!(
+                        r#"{{"device":"{}","id":"{id}","stateid":"","status":"{s}","state":""}}"#,
+                        state.device
+                    ),
+                    1 => format!(
+                        r#"{{"device":"{}","id":"{id}","stateid":"{state_id}","status":"","state":"{s}"}}"#,
+                        state.device
+                    ),
+                    _ => format!(
+                        r#"{{"device":"{}","stateid":"{state_id}","state":"{s}"}}"#,
+                        state.device
+                    ),
+                };
+                call_webhook(&state, &url, body);
+            }
+        });
+}
+
+/// POSTs `body` (JSON) to `url` (`http://host:port/path?query`) and records the
+/// answer's status.
+fn call_webhook(state: &State, url: &str, body: String) {
+    let status = post_json(url, &body).unwrap_or(0);
+    lock(&state.calls).push(WebhookCall {
+        url: url.to_owned(),
+        body,
+        status,
+    });
+}
+
+fn post_json(url: &str, body: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = TcpStream::connect(host).ok()?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fonnte-fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
 }

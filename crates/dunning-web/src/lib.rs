@@ -6,7 +6,9 @@
 //!
 //! Routes (see [`app`]):
 //! - `GET /healthz`: 200 when the database answers, 503 otherwise;
-//! - `POST /webhooks/{xendit,midtrans,tripay}`: payment callbacks ([`webhooks`]).
+//! - `POST /webhooks/{xendit,midtrans,tripay}`: payment callbacks ([`webhooks`]);
+//! - `POST /webhooks/fonnte/{status,connect,incoming}`: Fonnte's webhooks
+//!   ([`webhooks::fonnte`]).
 //!
 //! Every webhook route sits under [`webhooks::router`], which refuses bodies over
 //! [`WEBHOOK_BODY_LIMIT`] (413) before they are read in full, and each handler
@@ -32,6 +34,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Gateway secrets for verifying callbacks.
     pub payments: Arc<PaymentSettings>,
+    /// The Fonnte webhooks' secret, reply settings and queue.
+    pub fonnte: Arc<webhooks::fonnte::FonnteHooks>,
 }
 
 /// The whole application.

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use clap::Parser;
 use dunning_core::Settings;
+use dunning_core::reply::ReplySettings;
 use dunning_pay::PaymentSettings;
+use dunning_web::webhooks::fonnte::FonnteHooks;
 use dunning_web::{AppState, app};
 use log::info;
 
-/// The Dunning web server: payment gateway callbacks and /healthz.
+/// The Dunning web server: payment gateway callbacks, Fonnte webhooks and /healthz.
 ///
 /// Put it behind nginx or Caddy for TLS (docs/reference.md, "dunning-web").
 #[derive(Debug, Parser)]
@@ -19,6 +21,16 @@ struct Cli {
     /// Address and port to listen on. Keep it on 127.0.0.1 behind a TLS proxy.
     #[arg(long, env = "DUNNING_WEB_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+
+    /// The queue that answers to WhatsApp replies and email fallbacks go to (the
+    /// workers' queue).
+    #[arg(
+        long,
+        env = "DUNNING_QUEUE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
+    queue: String,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +61,12 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     let usage = |e: &dyn std::fmt::Display| (2, e.to_string());
     let settings = Settings::from_env().map_err(|e| usage(&e))?;
     let payments = PaymentSettings::from_env().map_err(|e| usage(&e))?;
+    let fonnte = FonnteHooks {
+        settings: ReplySettings::from_env().map_err(|e| usage(&e))?,
+        zone: settings.zone.clone(),
+        company_name: settings.company_name.clone(),
+        queue: cli.queue.clone(),
+    };
     let url = settings.require_database_url().map_err(|e| usage(&e))?;
     let pool = dunning_store::db::pool(url.expose(), 8).map_err(|e| (1, e.to_string()))?;
     {
@@ -58,6 +76,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     let state = AppState {
         pool,
         payments: Arc::new(payments),
+        fonnte: Arc::new(fonnte),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,7 +95,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             )
         })?;
         let local = listener.local_addr().map_err(|e| (1, e.to_string()))?;
-        info!("dunning-web listening on http://{local} (GET /healthz, POST /webhooks/xendit|midtrans|tripay)");
+        info!("dunning-web listening on http://{local} (GET /healthz, POST /webhooks/xendit|midtrans|tripay|fonnte/…)");
         axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -7,6 +7,7 @@
 //! `--max-time`), the WhatsApp gate's last answer, the channels' pauses, the
 //! rescuer of abandoned jobs and the idle report.
 
+mod answer;
 mod budget;
 pub mod cli;
 mod gate;

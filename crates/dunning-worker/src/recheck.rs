@@ -53,6 +53,10 @@ impl Worker {
         conn: &mut PgConnection,
         job: &ClaimedJob,
     ) -> Result<Verdict, StoreError> {
+        // An answer to a customer's reply has no invoice to re-check.
+        if let Some(answer) = self.queue.answer(conn, job)? {
+            return Ok(crate::answer::verdict(answer));
+        }
         if !self.queue.lock_sender(conn, job)? {
             return Ok(Verdict::Hold {
                 reason: "another worker is sending to this invoice on this channel".into(),

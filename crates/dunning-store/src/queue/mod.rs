@@ -99,6 +99,26 @@ impl Delivery {
     }
 }
 
+/// An answer to a customer's WhatsApp reply (`STOP`, `SUDAH BAYAR`, a promise to
+/// pay), queued by [`crate::inbound::fonnte_incoming`]: a ledger row with no invoice,
+/// the text in `body`, sent to the number that wrote. Read right before the send.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Answer {
+    #[diesel(sql_type = BigInt)]
+    pub reply_id: i64,
+    /// `reply:<kind>`.
+    #[diesel(sql_type = Text)]
+    pub stage: String,
+    /// The ledger row's status (`queued` unless a duplicate job finished it).
+    #[diesel(sql_type = Text)]
+    pub ledger_status: String,
+    /// The sender's number as Fonnte wrote it.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub recipient: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub body: String,
+}
+
 /// The final state of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Final {
@@ -221,6 +241,15 @@ impl JobQueue {
             .bind::<BigInt, _>(job.notification_id)
             .bind::<Timestamptz, _>(today.0)
             .bind::<Timestamptz, _>(today.1)
+            .get_result(conn)
+            .optional()?)
+    }
+
+    /// `job`'s answer to a customer's reply, when it is one (`None`: a reminder, or
+    /// the ledger row is gone; [`JobQueue::recheck`] tells which).
+    pub fn answer(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<Option<Answer>> {
+        Ok(diesel::sql_query(sql::ANSWER)
+            .bind::<BigInt, _>(job.notification_id)
             .get_result(conn)
             .optional()?)
     }

@@ -22,10 +22,11 @@ pub(crate) const FINISH: &str = "WITH noted AS (
 /// to today's stage). A session-level advisory lock on (channel, invoice), held from
 /// the re-check until the outcome is recorded ([`UNLOCK_ALL`]); a lock, not a row of
 /// `invoices`, so billing never waits on it. `$1` notification id, `$2` the
-/// channel's lock class. Returns whether the lock was taken.
+/// channel's lock class. Returns whether the lock was taken. An answer to a reply
+/// has no invoice and takes no lock (no row: nothing to wait for).
 pub(crate) const LOCK_SENDER: &str =
     "SELECT pg_try_advisory_lock($2, (invoice_id & 2147483647)::integer) AS locked
-     FROM notifications WHERE id = $1";
+     FROM notifications WHERE id = $1 AND invoice_id IS NOT NULL";
 
 /// Ends every advisory lock this session holds ([`LOCK_SENDER`]).
 pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
@@ -76,3 +77,10 @@ pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(*) FROM notifications
               WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
           + (SELECT count(*) FROM jobs
               WHERE channel = 'whatsapp' AND reserved_at >= now() - make_interval(secs => $3)) AS n";
+
+/// The pre-send read of an answer to a customer's WhatsApp reply (a ledger row with
+/// `reply_id`, no invoice): no row for a reminder. `$1` notification id.
+pub(crate) const ANSWER: &str = "SELECT n.reply_id, n.stage, n.status AS ledger_status,
+            NULLIF(btrim(n.recipient), '') AS recipient, n.body
+     FROM notifications n
+     WHERE n.id = $1 AND n.reply_id IS NOT NULL AND n.body IS NOT NULL";

@@ -2,6 +2,7 @@
 //! its body is parsed, bounded to [`WEBHOOK_BODY_LIMIT`](crate::WEBHOOK_BODY_LIMIT),
 //! idempotent on replay, and answered fast.
 
+pub mod fonnte;
 pub mod payments;
 
 use axum::Router;
@@ -18,5 +19,8 @@ pub fn router() -> Router<AppState> {
         .route("/xendit", post(payments::xendit))
         .route("/midtrans", post(payments::midtrans))
         .route("/tripay", post(payments::tripay))
+        .route("/fonnte/status", post(fonnte::status))
+        .route("/fonnte/connect", post(fonnte::connect))
+        .route("/fonnte/incoming", post(fonnte::incoming))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
 }

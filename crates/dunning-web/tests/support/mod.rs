@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
+use dunning_core::Zone;
+use dunning_core::reply::ReplySettings;
 use dunning_fake_gateways::{GatewayFake, keys};
 use dunning_pay::PaymentSettings;
 use dunning_test_db::TestDatabase;
+use dunning_web::webhooks::fonnte::FonnteHooks;
 use dunning_web::{AppState, app};
 
 pub const NUMBER: &str = "INV-20261201-000001";
@@ -49,12 +52,39 @@ pub struct Web {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The `FONNTE_WEBHOOK_SECRET` of [`fonnte_hooks`].
+pub const FONNTE_SECRET: &str = "fonnte-webhook-secret-0f9e";
+
+/// Fonnte webhook settings for tests: [`FONNTE_SECRET`], plus `vars`.
+pub fn fonnte_hooks(vars: &[(&str, &str)]) -> FonnteHooks {
+    let settings = ReplySettings::from_lookup(|k| {
+        if k == "FONNTE_WEBHOOK_SECRET" {
+            return Some(FONNTE_SECRET.to_owned());
+        }
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("reply settings");
+    FonnteHooks {
+        settings,
+        zone: Zone::default(),
+        company_name: "Wikarta Provider".into(),
+        queue: "default".into(),
+    }
+}
+
 impl Web {
     pub fn start(db: &TestDatabase, payments: PaymentSettings) -> Web {
+        Web::start_with(db, payments, fonnte_hooks(&[]))
+    }
+
+    pub fn start_with(db: &TestDatabase, payments: PaymentSettings, fonnte: FonnteHooks) -> Web {
         let pool = dunning_store::db::pool(db.url(), 4).expect("pool");
         let state = AppState {
             pool,
             payments: Arc::new(payments),
+            fonnte: Arc::new(fonnte),
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).unwrap();

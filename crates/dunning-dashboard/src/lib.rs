@@ -3,6 +3,7 @@
 mod auth;
 mod chart;
 mod error;
+mod holds;
 mod pages;
 mod view;
 
@@ -150,6 +151,13 @@ pub fn router(state: DashboardState) -> Router {
         .route("/cari/tagihan/{id}", get(pages::invoice))
         .route("/cari/pelanggan/{id}", get(pages::customer))
         .route("/riwayat", get(pages::history))
+        .route("/balasan", get(holds::replies))
+        .route("/balasan/tangani", post(holds::mark_handled))
+        .route("/jeda", get(holds::holds_page))
+        .route("/jeda/tambah", post(holds::add_pause))
+        .route("/jeda/akhiri", post(holds::end_pause))
+        .route("/jeda/berhenti", post(holds::opt_out))
+        .route("/jeda/kirim-lagi", post(holds::opt_in))
         .route("/audit", get(pages::audit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -30,7 +30,7 @@ const HEARTBEAT_MAX_AGE_SECS: i64 = 120;
 const FAILED_PAGE_ROWS: i64 = 200;
 const HISTORY_DAYS: u32 = 30;
 
-fn page(
+pub(crate) fn page(
     state: &DashboardState,
     user: &User,
     name: &str,

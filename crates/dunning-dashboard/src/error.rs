@@ -50,6 +50,12 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let title = match self.status {

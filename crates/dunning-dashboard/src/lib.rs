@@ -3,6 +3,7 @@
 mod auth;
 mod chart;
 mod error;
+mod holds;
 mod pages;
 mod view;
 
@@ -28,6 +29,9 @@ pub struct Options {
     pub trusted_proxies: Vec<IpAddr>,
     /// The queue retried deliveries go to (`DUNNING_QUEUE`, as for `retry`).
     pub queue: String,
+    /// The scheduler's catch-up window (`DUNNING_CATCH_UP_DAYS`), for the WhatsApp
+    /// forecast of the next run on "Hari ini".
+    pub catch_up_days: u32,
 }
 
 impl Default for Options {
@@ -35,6 +39,7 @@ impl Default for Options {
         Options {
             trusted_proxies: Vec::new(),
             queue: "default".into(),
+            catch_up_days: 3,
         }
     }
 }
@@ -50,7 +55,8 @@ pub struct OptionsError {
 
 impl Options {
     /// Reads `DUNNING_WEB_TRUSTED_PROXIES` (comma-separated IP addresses, default
-    /// none) and `DUNNING_QUEUE` (default `default`).
+    /// none), `DUNNING_QUEUE` (default `default`) and `DUNNING_CATCH_UP_DAYS`
+    /// (default 3, as for the scheduler).
     pub fn from_env() -> Result<Options, OptionsError> {
         let mut options = Options::default();
         if let Ok(list) = std::env::var("DUNNING_WEB_TRUSTED_PROXIES") {
@@ -68,6 +74,18 @@ impl Options {
             if !q.trim().is_empty() {
                 options.queue = q.trim().to_owned();
             }
+        }
+        if let Ok(d) = std::env::var("DUNNING_CATCH_UP_DAYS") {
+            options.catch_up_days =
+                d.trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 366)
+                    .ok_or(OptionsError {
+                        name: "DUNNING_CATCH_UP_DAYS",
+                        value: d.clone(),
+                        fix: "write a number of days from 0 to 366 (0 turns catch-up off)",
+                    })?;
         }
         Ok(options)
     }
@@ -150,6 +168,13 @@ pub fn router(state: DashboardState) -> Router {
         .route("/cari/tagihan/{id}", get(pages::invoice))
         .route("/cari/pelanggan/{id}", get(pages::customer))
         .route("/riwayat", get(pages::history))
+        .route("/balasan", get(holds::replies))
+        .route("/balasan/tangani", post(holds::mark_handled))
+        .route("/jeda", get(holds::holds_page))
+        .route("/jeda/tambah", post(holds::add_pause))
+        .route("/jeda/akhiri", post(holds::end_pause))
+        .route("/jeda/berhenti", post(holds::opt_out))
+        .route("/jeda/kirim-lagi", post(holds::opt_in))
         .route("/audit", get(pages::audit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -30,7 +30,7 @@ const HEARTBEAT_MAX_AGE_SECS: i64 = 120;
 const FAILED_PAGE_ROWS: i64 = 200;
 const HISTORY_DAYS: u32 = 30;
 
-fn page(
+pub(crate) fn page(
     state: &DashboardState,
     user: &User,
     name: &str,
@@ -67,11 +67,15 @@ pub(crate) async fn today(
     Query(q): Query<TodayQuery>,
 ) -> Result<Response, AppError> {
     let settings = state.settings().clone();
+    let (queue_name, catch_up_days) =
+        (state.options().queue.clone(), state.options().catch_up_days);
     let data = state
         .db(move |c| {
             let now = OffsetDateTime::now_utc();
             let today = settings.zone.date_at(now);
             let offset = settings.zone.offset();
+            let last_run = health::last_run(c)?;
+            let next_day = next_run_day(last_run.as_ref(), today);
             Ok((
                 today,
                 stats::by_channel_status(c, today, offset)?,
@@ -79,10 +83,11 @@ pub(crate) async fn today(
                 stats::failed_total(c)?,
                 scheduling::whatsapp_sent_this_month(c, today, offset)?,
                 health::paused_channels(c)?,
-                health::last_run(c)?,
+                last_run,
                 scheduling::missed_days(c, today, MISSED_WINDOW_DAYS)?,
                 health::running_workers(c)?,
                 health::last_worker(c)?,
+                whatsapp_forecast(c, &settings, next_day, today, &queue_name, catch_up_days)?,
             ))
         })
         .await?;
@@ -97,6 +102,7 @@ pub(crate) async fn today(
         missed,
         running,
         last_worker,
+        wa_next_run,
     ) = data;
     let s = state.settings();
     let zone = &s.zone;
@@ -178,6 +184,11 @@ pub(crate) async fn today(
             "Kuota WhatsApp bulan ini habis ({wa_sent} dari {quota}, FONNTE_MONTHLY_QUOTA): upgrade paket Fonnte atau tunggu reset bulanan."
         ));
     }
+    if matches!(s.whatsapp, WhatsAppDriver::Fonnte(_)) && wa_left > 0 && wa_next_run > wa_left {
+        problems.push(format!(
+            "Run berikutnya butuh {wa_next_run} pesan WhatsApp, tetapi kuota bulan ini tinggal {wa_left} (FONNTE_MONTHLY_QUOTA={quota}): sisanya menunggu bulan depan. Upgrade paket Fonnte."
+        ));
+    }
     let pauses: Vec<Value> = paused
         .iter()
         .map(|p| {
@@ -190,12 +201,7 @@ pub(crate) async fn today(
                 "finished": when(zone, r.finished_at), "host": r.host,
                 "dispatched": r.dispatched, "skipped": r.skipped })
     });
-    let done_today = last_run.as_ref().is_some_and(|r| r.run_date >= today);
-    let next_day = if done_today {
-        today + Duration::days(1)
-    } else {
-        today
-    };
+    let next_day = next_run_day(last_run.as_ref(), today);
     page(
         &state,
         &user,
@@ -210,10 +216,53 @@ pub(crate) async fn today(
                 "reserved": q_health.reserved,
                 "oldest": (q_health.ready > 0).then(|| duration(q_health.oldest_ready_secs)) }),
             failed_total,
-            wa => json!({ "sent": wa_sent, "quota": quota, "left": wa_left }),
+            wa => json!({ "sent": wa_sent, "quota": quota, "left": wa_left,
+                "next_run": wa_next_run, "short": (wa_next_run - wa_left).max(0) }),
             resumed => q.dilanjutkan,
         },
     )
+}
+
+/// The day of the next scheduler run: today until today's run is done, then tomorrow.
+fn next_run_day(last_run: Option<&health::LastRun>, today: Date) -> Date {
+    if last_run.is_some_and(|r| r.run_date >= today) {
+        today + Duration::days(1)
+    } else {
+        today
+    }
+}
+
+/// The WhatsApp messages the next scheduler run would queue: the scheduler itself,
+/// run dry (everything done, then rolled back), as `dunning-schedule --dry-run`
+/// reports "this run uses N" against the quota left.
+fn whatsapp_forecast(
+    c: &mut diesel::PgConnection,
+    settings: &dunning_core::Settings,
+    run_date: Date,
+    today: Date,
+    queue: &str,
+    catch_up_days: u32,
+) -> Result<i64, dunning_store::StoreError> {
+    let report = scheduling::schedule(
+        c,
+        &scheduling::Request {
+            run_date,
+            stages: &settings.stages,
+            // Only today's run catches up (as for `dunning-schedule --date`).
+            catch_up_days: if run_date == today { catch_up_days } else { 0 },
+            queue,
+            dry_run: true,
+            lines: false,
+            host: "dunning-web (forecast)",
+            backfill: run_date != today,
+        },
+    )?;
+    Ok(report
+        .groups
+        .iter()
+        .filter(|g| g.whatsapp == Some(scheduling::Outcome::Dispatched))
+        .map(|g| g.invoices)
+        .sum())
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "customer.html",
     "history.html",
     "audit.html",
+    "replies.html",
+    "holds.html",
 );
 
 /// The template environment. `.html` templates escape every value they print.

@@ -427,7 +427,22 @@ async fn hostile_customer_names_are_escaped_on_every_page() {
     let cookie = b.session_cookie().await;
     let customer = app.count("SELECT id AS n FROM customers WHERE external_id = 'C2'");
     let invoice = app.count("SELECT id AS n FROM invoices WHERE number = 'INV-20261201-000002'");
+    // The hostile customer replied with hostile text, and is paused and opted out
+    // with a hostile reason.
+    seed_replies(&app);
+    app.exec(&format!(
+        "INSERT INTO pauses (customer_id, starts_on, until, reason, created_by)
+           VALUES ({customer}, current_date - 1, current_date + 5, $q${}$q$, 'sari')",
+        hostile_name()
+    ));
+    app.exec(&format!(
+        "INSERT INTO opt_outs (customer_id, channel, reason, created_by)
+           VALUES ({customer}, 'email', $q${}$q$, 'sari')",
+        hostile_name()
+    ));
     for path in [
+        "/balasan".to_owned(),
+        "/jeda".to_owned(),
         "/gagal".to_owned(),
         "/cari?q=badru".to_owned(),
         format!("/cari/tagihan/{invoice}"),
@@ -463,5 +478,262 @@ async fn hostile_customer_names_are_escaped_on_every_page() {
             .starts_with("Pelanggan <script>alert(1)</script>")
     );
     b.screenshot("dashboard-pelanggan-nama-berbahaya").await;
+    b.close().await;
+}
+
+/// Three replies: an answered keyword (not flagged), a flagged one an operator
+/// already handled, and a flagged open one from the hostile customer. Returns the
+/// open one's id.
+fn seed_replies(app: &App) -> i64 {
+    app.exec(&format!(
+        "INSERT INTO whatsapp_replies (dedup_key, sender, sender_name, message, received_at,
+                                       customer_id, intent, flagged, handled_at, handled_by, created_at)
+         SELECT k, s, sn, m, now() - make_interval(mins => a), c.id, i, f, h, hb, now() - make_interval(mins => a)
+         FROM (VALUES
+             ('k1', '6285707211646', 'Budi', 'STOP', 'C1', 'opt_out', false, NULL::timestamptz, NULL, 50),
+             ('k2', '6285707211646', 'Budi', 'sudah bayar kemarin', 'C1', 'paid_claim', true, now() - interval '10 minutes', 'sari', 40),
+             ('k3', '6281200000002', $q${}$q$, $q${}$q$, 'C2', 'other', true, NULL, NULL, 30)
+         ) v(k, s, sn, m, ext, i, f, h, hb, a) JOIN customers c ON c.external_id = v.ext",
+        hostile_name(),
+        hostile_name()
+    ));
+    app.count("SELECT id AS n FROM whatsapp_replies WHERE dedup_key = 'k3'")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_list_flagged_first_and_an_admin_marks_one_handled() {
+    let app = App::start().await;
+    seed(&app);
+    let open = seed_replies(&app);
+
+    // A viewer reads them but may not mark one handled.
+    let b = Browser::start().await;
+    b.login(&app, VIEWER.0, VIEWER.1).await;
+    b.goto(&app.url("/balasan")).await;
+    assert!(
+        b.text("#open-count")
+            .await
+            .starts_with("1 balasan perlu dibalas")
+    );
+    assert!(!b.exists(&format!("#handle-{open}")).await);
+    let viewer = b.session_cookie().await;
+    let csrf = csrf_of(&b.source().await);
+    let id = open.to_string();
+    let (status, body) = post(
+        &app,
+        "/balasan/tangani",
+        &viewer,
+        &[("csrf", &csrf), ("id", &id)],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Hanya admin"), "{body}");
+    b.close().await;
+
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    let admin = b.session_cookie().await;
+    let (status, _) = post(&app, "/balasan/tangani", &admin, &[("id", &id)]);
+    assert_eq!(status, 403, "no CSRF token");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM whatsapp_replies WHERE handled_at IS NOT NULL"),
+        1,
+        "nothing changed"
+    );
+    b.goto(&app.url("/balasan")).await;
+    // The open one comes first, then the others newest first.
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#replies tr[id^=reply-]"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for r in rows {
+        ids.push(r.attr("id").await.unwrap().unwrap_or_default());
+    }
+    let k = |key: &str| {
+        format!(
+            "reply-{}",
+            app.count(&format!(
+                "SELECT id AS n FROM whatsapp_replies WHERE dedup_key = '{key}'"
+            ))
+        )
+    };
+    assert_eq!(ids, [k("k3"), k("k2"), k("k1")]);
+    let page = b.source().await;
+    assert!(!page.contains("6281200000002"), "senders are masked");
+    assert!(page.contains("&lt;script&gt;"));
+    assert!(!page.contains("<script"));
+    assert!(!page.contains('\u{202E}'));
+    assert!(!page.contains(&"A".repeat(1001)), "5,000 characters cut");
+    assert!(b.client.get_alert_text().await.is_err(), "no script ran");
+    b.screenshot("dashboard-balasan").await;
+
+    b.click(&format!("#handle-{open}")).await;
+    assert_eq!(
+        b.text("#handled").await,
+        "1 balasan ditandai sudah ditangani."
+    );
+    assert_eq!(
+        b.text("#open-count").await,
+        "Tidak ada balasan yang perlu dibalas."
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM whatsapp_replies WHERE id = {open} AND handled_by = 'web:sari' AND handled_at IS NOT NULL"
+        )),
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_log WHERE actor = 'sari' AND action = 'tandai balasan ditangani' AND detail = 'balasan {open}'"
+        )),
+        1
+    );
+    // The CLI's list agrees: nothing left to answer.
+    assert!(
+        dunning_store::inbound::open_replies(&mut app.conn())
+            .unwrap()
+            .is_empty()
+    );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_and_opt_outs_are_added_ended_and_opted_in_by_an_admin_only() {
+    let app = App::start().await;
+    seed(&app);
+    let c1 = app.count("SELECT id AS n FROM customers WHERE external_id = 'C1'");
+    let today = app.settings.zone.date_at(time::OffsetDateTime::now_utc());
+    let until = (today + time::Duration::days(7)).to_string();
+
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    b.goto(&app.url("/jeda")).await;
+    assert_eq!(b.text("#pauses").await, "Tidak ada jeda yang berlaku.");
+
+    // Pause customer C1 for a week.
+    b.fill("#pause-key", "C1").await;
+    b.client
+        .execute(
+            "document.getElementById('pause-until').value = arguments[0]",
+            vec![serde_json::json!(until)],
+        )
+        .await
+        .unwrap();
+    b.fill("#pause-reason", "janji bayar ke CS").await;
+    b.click("#pause-add").await;
+    assert_eq!(b.text("#done").await, "1 jeda ditambahkan.");
+    assert!(
+        b.text("#pauses")
+            .await
+            .contains("pelanggan C1 (Budi Santoso)")
+    );
+    let held = dunning_store::holds::current(&mut app.conn(), today).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].customer_id, Some(c1));
+    assert_eq!(held[0].until.map(|d| d.to_string()), Some(until.clone()));
+    assert_eq!(held[0].created_by, "web:sari");
+
+    // Opt C1 out of WhatsApp by phone number, as the operator types it.
+    b.fill("#optout-key", "0857-0721-1646").await;
+    b.fill("#optout-reason", "minta berhenti lewat CS").await;
+    b.click("#optout-add").await;
+    assert_eq!(b.text("#done").await, "1 kanal dihentikan.");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM opt_outs WHERE customer_id = {c1} AND channel = 'whatsapp'"
+        )),
+        1
+    );
+    b.screenshot("dashboard-jeda").await;
+
+    // A pause in the past is refused with the fix.
+    let admin = b.session_cookie().await;
+    let csrf = csrf_of(&b.source().await);
+    let (status, body) = post(
+        &app,
+        "/jeda/tambah",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("kind", "pelanggan"),
+            ("key", "C1"),
+            ("until", "2020-01-01"),
+            ("reason", "x"),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("sudah lewat"), "{body}");
+    let (status, body) = post(
+        &app,
+        "/jeda/berhenti",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("key", "C404"),
+            ("channel", "email"),
+            ("reason", "x"),
+        ],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Tidak ada pelanggan"), "{body}");
+
+    // A viewer sees them, without forms, and is refused every action.
+    let v = Browser::start().await;
+    v.login(&app, VIEWER.0, VIEWER.1).await;
+    v.goto(&app.url("/jeda")).await;
+    assert!(v.text("#pauses").await.contains("Budi Santoso"));
+    assert!(!v.exists("#pause-add").await && !v.exists(".end-pause").await);
+    let viewer = v.session_cookie().await;
+    let vcsrf = csrf_of(&v.source().await);
+    let c1s = c1.to_string();
+    for (path, form) in [
+        (
+            "/jeda/tambah",
+            vec![
+                ("kind", "pelanggan"),
+                ("key", "C1"),
+                ("until", until.as_str()),
+                ("reason", "x"),
+            ],
+        ),
+        ("/jeda/akhiri", vec![("customer_id", c1s.as_str())]),
+        (
+            "/jeda/berhenti",
+            vec![("key", "C1"), ("channel", "email"), ("reason", "x")],
+        ),
+        (
+            "/jeda/kirim-lagi",
+            vec![("customer_id", c1s.as_str()), ("channel", "whatsapp")],
+        ),
+    ] {
+        let mut with = form.clone();
+        with.push(("csrf", &vcsrf));
+        let (status, body) = post(&app, path, &viewer, &with);
+        assert_eq!(status, 403, "viewer {path}: {body}");
+        let (status, _) = post(&app, path, &admin, &form);
+        assert_eq!(status, 403, "admin without CSRF token {path}");
+    }
+    v.close().await;
+    assert_eq!(app.count("SELECT count(*) AS n FROM pauses"), 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM opt_outs"), 1);
+
+    // End the pause, opt the customer in again.
+    b.goto(&app.url("/jeda")).await;
+    b.click(&format!("#end-c{c1}")).await;
+    assert!(b.text("#done").await.starts_with("1 jeda diakhiri"));
+    assert_eq!(b.text("#pauses").await, "Tidak ada jeda yang berlaku.");
+    b.click(&format!("#optin-{c1}-whatsapp")).await;
+    assert_eq!(b.text("#done").await, "1 kanal dikirimi lagi.");
+    assert!(
+        dunning_store::holds::current(&mut app.conn(), today)
+            .unwrap()
+            .is_empty()
+    );
+    let actions = app.count(
+        "SELECT count(*) AS n FROM audit_log WHERE actor = 'sari'
+           AND action IN ('tambah jeda', 'berhenti kirim', 'akhiri jeda', 'kirim lagi')",
+    );
+    assert_eq!(actions, 4);
     b.close().await;
 }

@@ -95,3 +95,42 @@ async fn a_session_ends_after_eight_idle_hours() {
         "the idle session is gone"
     );
 }
+
+/// The text of the element with `id` in a page (`<x id="ID">TEXT</x>`).
+fn text_of(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no #{id} in {html}"))
+        + id.len()
+        + 6;
+    html[at..].split('<').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_forecasts_the_next_runs_whatsapp_messages_without_writing() {
+    let app = App::start().await;
+    app.add_user("sari", "admin", "kata-sandi-admin");
+    // Three unpaid invoices at T-3 today with a phone number, one without a phone,
+    // one paid: the run would send 3 WhatsApp messages.
+    app.exec(
+        "INSERT INTO customers (external_id, name, email, phone) VALUES
+           ('C1', 'Budi', 'budi@example.id', '6285707211646'),
+           ('C2', 'Sari', 'sari@example.id', '6281200000002'),
+           ('C3', 'Tono', 'tono@example.id', NULL)",
+    );
+    app.exec(
+        "INSERT INTO invoices (number, customer_id, amount, due_date, status)
+         SELECT n, c.id, 100000, (now() AT TIME ZONE 'Asia/Jakarta')::date + 3, s
+         FROM (VALUES ('INV-1', 'C1', 'unpaid'), ('INV-2', 'C1', 'unpaid'), ('INV-3', 'C2', 'unpaid'),
+                      ('INV-4', 'C3', 'unpaid'), ('INV-5', 'C2', 'paid')) v(n, ext, s)
+         JOIN customers c ON c.external_id = v.ext",
+    );
+    let (_, session) = login(&app, "sari", "kata-sandi-admin");
+    let (status, html) = get(&app, "/hari-ini", &session.expect("logged in"));
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(text_of(&html, "wa-next-run"), "3");
+    // A forecast, not a run: nothing was queued or recorded.
+    assert_eq!(app.count("SELECT count(*) AS n FROM notifications"), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM jobs"), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM schedule_runs"), 0);
+}

@@ -261,6 +261,12 @@ pub struct HoldListing {
     pub created_by: String,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: OffsetDateTime,
+    /// The customer paused or opted out (none for an invoice's pause).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub customer_id: Option<i64>,
+    /// The invoice paused (none for a customer's pause or an opt-out).
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub invoice_id: Option<i64>,
 }
 
 /// Pauses covering `today` or later, then opt-outs, newest first.
@@ -269,14 +275,16 @@ pub fn current(conn: &mut PgConnection, today: Date) -> Result<Vec<HoldListing>>
         "SELECT 'pause' AS kind,
                 CASE WHEN p.invoice_id IS NOT NULL THEN 'invoice ' || i.number
                      ELSE 'customer ' || COALESCE(c.external_id, '#' || c.id) || ' (' || c.name || ')' END AS target,
-                'all' AS channel, p.until, p.reason, p.created_by, p.created_at
+                'all' AS channel, p.until, p.reason, p.created_by, p.created_at,
+                p.customer_id, p.invoice_id
          FROM pauses p
          LEFT JOIN invoices i ON i.id = p.invoice_id
          LEFT JOIN customers c ON c.id = p.customer_id
          WHERE p.until >= $1
          UNION ALL
          SELECT 'opt_out', 'customer ' || COALESCE(c.external_id, '#' || c.id) || ' (' || c.name || ')',
-                o.channel, NULL, o.reason, o.created_by, o.created_at
+                o.channel, NULL, o.reason, o.created_by, o.created_at,
+                o.customer_id, NULL
          FROM opt_outs o JOIN customers c ON c.id = o.customer_id
          ORDER BY kind DESC, created_at DESC",
     )

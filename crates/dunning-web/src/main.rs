@@ -7,12 +7,15 @@ use std::sync::Arc;
 use clap::Parser;
 use dunning_core::Settings;
 use dunning_core::reply::ReplySettings;
+use dunning_core::startup::{self, Exit};
+use dunning_dashboard::{DashboardState, Options};
 use dunning_pay::PaymentSettings;
 use dunning_web::webhooks::fonnte::FonnteHooks;
 use dunning_web::{AppState, app};
 use log::info;
 
-/// The Dunning web server: payment gateway callbacks, Fonnte webhooks and /healthz.
+/// The Dunning web server: the operator dashboard, payment gateway callbacks, Fonnte
+/// webhooks and /healthz.
 ///
 /// Put it behind nginx or Caddy for TLS (docs/reference.md, "dunning-web").
 #[derive(Debug, Parser)]
@@ -34,24 +37,19 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // `.env` first, so that DUNNING_WEB_LISTEN can be set there too.
-    let dotenv = match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(format!(
-            ".env could not be read: {e}; fix the line it names (values with spaces need quotes)"
-        )),
-    };
+    // `.env` first (found and checked as by the other binaries), so that
+    // DUNNING_WEB_LISTEN can be set there too.
+    let dotenv = startup::load_dotenv();
     let cli = Cli::parse();
-    if let Err(msg) = dotenv {
-        eprintln!("error: {msg}");
-        return ExitCode::from(2);
+    if let Err(err) = dotenv {
+        startup::print_error(&err.to_string());
+        return Exit::Usage.into();
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    startup::init_logging("info");
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err((code, msg)) => {
-            eprintln!("error: {msg}");
+            startup::print_error(&msg);
             ExitCode::from(code)
         }
     }
@@ -67,12 +65,14 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         company_name: settings.company_name.clone(),
         queue: cli.queue.clone(),
     };
+    let options = Options::from_env().map_err(|e| usage(&e))?;
     let url = settings.require_database_url().map_err(|e| usage(&e))?;
     let pool = dunning_store::db::pool(url.expose(), 8).map_err(|e| (1, e.to_string()))?;
     {
         let mut conn = pool.get().map_err(|e| (1, e.to_string()))?;
         dunning_store::db::ensure_migrated(&mut conn).map_err(|e| (1, e.to_string()))?;
     }
+    let dashboard = DashboardState::new(pool.clone(), settings, options);
     let state = AppState {
         pool,
         payments: Arc::new(payments),
@@ -95,8 +95,13 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             )
         })?;
         let local = listener.local_addr().map_err(|e| (1, e.to_string()))?;
-        info!("dunning-web listening on http://{local} (GET /healthz, POST /webhooks/xendit|midtrans|tripay|fonnte/…)");
-        axum::serve(listener, app(state))
+        info!("dunning-web listening on http://{local} (dashboard: http://{local}/masuk; GET /healthz, POST /webhooks/xendit|midtrans|tripay|fonnte/…)");
+        // The dashboard's login rate limit needs the peer address: connect info.
+        let app = app(state).merge(dunning_dashboard::router(dashboard));
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| (1, format!("server error: {e}")))?;

@@ -158,6 +158,8 @@ fn main() {
         "/cari?q=0812-0007-7777".to_owned(),
         format!("/cari/tagihan/{probe_invoice}"),
         format!("/cari/pelanggan/{probe_customer}"),
+        "/balasan".to_owned(),
+        "/jeda".to_owned(),
         "/audit".to_owned(),
     ];
     for page in &pages {

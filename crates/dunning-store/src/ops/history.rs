@@ -75,17 +75,21 @@ pub fn recovery_by_stage(
     let first = last - Duration::days(i64::from(days.max(1)) - 1);
     let (from, to) = super::local_range(first, last.next_day().unwrap_or(last), offset);
     Ok(diesel::sql_query(
+        // Only invoices paid since the window began can count as recovered (paid at
+        // or after a reminder sent in it): indexes notifications_sent_recovery and
+        // invoices_paid_at keep both sides small.
         "WITH s AS (
              SELECT stage, invoice_id, min(sent_at) AS sent_at FROM notifications
              WHERE status = 'sent' AND sent_at >= $1 AND sent_at < $2
+               AND invoice_id IS NOT NULL
              GROUP BY stage, invoice_id
+         ), paid AS (
+             SELECT id, amount, paid_at FROM invoices WHERE status = 'paid' AND paid_at >= $1
          )
-         SELECT s.stage, count(*) AS reminded,
-                count(*) FILTER (WHERE paid) AS paid,
-                COALESCE(sum(i.amount) FILTER (WHERE paid), 0)::bigint AS paid_amount
-         FROM s JOIN invoices i ON i.id = s.invoice_id,
-              LATERAL (SELECT i.status = 'paid' AND i.paid_at >= s.sent_at
-                              AND i.paid_at < s.sent_at + make_interval(days => $3) AS paid) p
+         SELECT s.stage, count(*) AS reminded, count(p.id) AS paid,
+                COALESCE(sum(p.amount), 0)::bigint AS paid_amount
+         FROM s LEFT JOIN paid p ON p.id = s.invoice_id AND p.paid_at >= s.sent_at
+                                AND p.paid_at < s.sent_at + make_interval(days => $3)
          GROUP BY s.stage ORDER BY s.stage",
     )
     .bind::<Timestamptz, _>(from)

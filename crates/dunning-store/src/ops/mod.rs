@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod import;
 pub mod mirror;
+pub mod replies;
 pub mod report;
 pub mod search;
 pub mod stats;

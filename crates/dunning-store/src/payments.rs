@@ -242,13 +242,16 @@ pub struct LinkInvoice {
     pub email: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub phone: Option<String>,
+    /// A payment link billing wrote into `invoices` (or the source query returned).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub payment_url: Option<String>,
 }
 
 /// The invoice with id `invoice_id` and its customer's contacts.
 pub fn link_invoice(conn: &mut PgConnection, invoice_id: i64) -> Result<Option<LinkInvoice>> {
     Ok(diesel::sql_query(
         "SELECT i.id, i.number, i.amount, i.due_date, i.status, c.name AS customer_name,
-                c.email, c.phone
+                c.email, c.phone, NULLIF(btrim(i.payment_url), '') AS payment_url
          FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.id = $1",
     )
     .bind::<BigInt, _>(invoice_id)
@@ -368,6 +371,48 @@ pub fn payment_link_for<E>(
         TxError::Store(s) => LinkStoreError::Store(s),
         TxError::Create(c) => LinkStoreError::Create(c),
     })
+}
+
+/// Records on ledger row `notification_id` why its reminder goes out without a
+/// payment link; `None` clears an earlier error (a retry that got its link).
+pub fn note_link_error(
+    conn: &mut PgConnection,
+    notification_id: i64,
+    error: Option<&str>,
+) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE notifications SET link_error = $2
+         WHERE id = $1 AND link_error IS DISTINCT FROM $2",
+    )
+    .bind::<BigInt, _>(notification_id)
+    .bind::<Nullable<Text>, _>(error)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Reminders sent without their payment link since `since`: how many, and the
+/// latest error (for `stats` and `failed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
+pub struct MissingLinks {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub latest_error: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub latest_invoice: Option<String>,
+}
+
+/// See [`MissingLinks`]; only rows that were sent count (a failed one is in `failed`).
+pub fn missing_links(conn: &mut PgConnection, since: OffsetDateTime) -> Result<MissingLinks> {
+    Ok(diesel::sql_query(
+        "SELECT count(*) AS count,
+                (array_agg(n.link_error ORDER BY n.created_at DESC, n.id DESC))[1] AS latest_error,
+                (array_agg(i.number ORDER BY n.created_at DESC, n.id DESC))[1] AS latest_invoice
+         FROM notifications n JOIN invoices i ON i.id = n.invoice_id
+         WHERE n.link_error IS NOT NULL AND n.created_at >= $1 AND n.status = 'sent'",
+    )
+    .bind::<Timestamptz, _>(since)
+    .get_result(conn)?)
 }
 
 /// Whether the database answers (`GET /healthz`).

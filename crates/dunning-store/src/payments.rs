@@ -222,6 +222,54 @@ pub fn flagged_payments(conn: &mut PgConnection, limit: i64) -> Result<Vec<Flagg
     .load(conn)?)
 }
 
+/// Flagged payments (not marked paid) by flag, for `stats`.
+pub fn flagged_counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = Text)]
+        flag: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let rows: Vec<R> = diesel::sql_query(
+        "SELECT flag, count(*) AS n FROM payments WHERE flag IS NOT NULL GROUP BY flag ORDER BY flag",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.flag, r.n)).collect())
+}
+
+/// An invoice a gateway payment marked paid, from a billing source.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct GatewayPaid {
+    #[diesel(sql_type = Text)]
+    pub number: String,
+    #[diesel(sql_type = Text)]
+    pub gateway: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub paid_at: OffsetDateTime,
+}
+
+/// Invoices of the billing mirror (`from_billing`) that a gateway payment received
+/// since `since` marked paid, newest first, at most `limit`: the ones to ask billing
+/// about ("paid at the gateway, not yet in billing").
+pub fn gateway_paid_from_billing(
+    conn: &mut PgConnection,
+    since: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<GatewayPaid>> {
+    Ok(diesel::sql_query(
+        "SELECT number, gateway, paid_at FROM (
+             SELECT DISTINCT ON (i.id) i.number, p.gateway, p.paid_at, p.received_at
+             FROM payments p JOIN invoices i ON i.id = p.invoice_id
+             WHERE p.flag IS NULL AND i.status = 'paid' AND i.from_billing AND p.received_at >= $1
+             ORDER BY i.id, p.received_at DESC
+         ) x ORDER BY received_at DESC LIMIT $2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
+}
+
 /// What a payment page is created for.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct LinkInvoice {

@@ -17,6 +17,7 @@ pub const VARIABLES: &[&str] = &[
     "TRIPAY_PRIVATE_KEY",
     "TRIPAY_MERCHANT_CODE",
     "TRIPAY_METHOD",
+    "DUNNING_RECEIPTS",
 ];
 
 /// Which payment link a reminder carries (`PAYMENT_LINK`).
@@ -91,6 +92,8 @@ pub struct PaymentSettings {
     pub xendit: XenditSettings,
     pub midtrans: MidtransSettings,
     pub tripay: TripaySettings,
+    /// `DUNNING_RECEIPTS` (default on): a receipt per channel once an invoice is paid.
+    pub receipts: bool,
 }
 
 fn var(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
@@ -208,11 +211,26 @@ impl PaymentSettings {
                 });
             }
         };
+        let receipts = match var(&lookup, "DUNNING_RECEIPTS")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "DUNNING_RECEIPTS",
+                    value: other.to_owned(),
+                    hint: "use on (a receipt once an invoice is paid, the default) or off".into(),
+                });
+            }
+        };
         Ok(PaymentSettings {
             link,
             xendit,
             midtrans,
             tripay,
+            receipts,
         })
     }
 }
@@ -236,6 +254,8 @@ mod tests {
         assert_eq!(s.link, LinkMode::None);
         assert_eq!(s.xendit.api_url, "https://api.xendit.co");
         assert_eq!(s.tripay.method, "QRIS");
+        assert!(s.receipts);
+        assert!(!settings(&[("DUNNING_RECEIPTS", "OFF")]).unwrap().receipts);
     }
 
     #[test]
@@ -254,6 +274,7 @@ mod tests {
             (&[("PAYMENT_LINK", "midtrans")], "MIDTRANS_SERVER_KEY"),
             (&[("PAYMENT_LINK", "tripay")], "TRIPAY_API_KEY"),
             (&[("XENDIT_API_URL", "api.xendit.co")], "XENDIT_API_URL"),
+            (&[("DUNNING_RECEIPTS", "nein")], "DUNNING_RECEIPTS"),
         ];
         for (vars, var) in cases {
             let err = settings(vars).unwrap_err();

@@ -49,7 +49,8 @@ impl Links {
     /// The link to put into a reminder of invoice `invoice_id`, or `None` with
     /// `PAYMENT_LINK=none` and for an invoice that is no longer unpaid.
     ///
-    /// - `template`: `PAYMENT_URL_TEMPLATE` with the invoice number.
+    /// - `template`: the invoice's `payment_url` (written by billing or returned by the
+    ///   source query), else `PAYMENT_URL_TEMPLATE` with the invoice number.
     /// - a gateway: the stored page while it is valid for [`REUSE_MARGIN`] more,
     ///   else a new one created through the gateway's API and stored
     ///   ([`payments::payment_link_for`]).
@@ -66,7 +67,12 @@ impl Links {
             LinkMode::Template(t) => {
                 let invoice = payments::link_invoice(conn, invoice_id)?
                     .ok_or(LinkError::NoInvoice(invoice_id))?;
-                return Ok(Some(template_url(t, &invoice.number)));
+                // Billing's own link for this invoice wins over the template.
+                return Ok(Some(
+                    invoice
+                        .payment_url
+                        .unwrap_or_else(|| template_url(t, &invoice.number)),
+                ));
             }
             LinkMode::Gateway(g) => *g,
         };

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod ops;
 pub mod payments;
 pub mod queue;
+pub mod receipts;
 pub mod scheduling;
 pub mod schema;
 

@@ -222,6 +222,54 @@ pub fn flagged_payments(conn: &mut PgConnection, limit: i64) -> Result<Vec<Flagg
     .load(conn)?)
 }
 
+/// Flagged payments (not marked paid) by flag, for `stats`.
+pub fn flagged_counts(conn: &mut PgConnection) -> Result<Vec<(String, i64)>> {
+    #[derive(QueryableByName)]
+    struct R {
+        #[diesel(sql_type = Text)]
+        flag: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let rows: Vec<R> = diesel::sql_query(
+        "SELECT flag, count(*) AS n FROM payments WHERE flag IS NOT NULL GROUP BY flag ORDER BY flag",
+    )
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.flag, r.n)).collect())
+}
+
+/// An invoice a gateway payment marked paid, from a billing source.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct GatewayPaid {
+    #[diesel(sql_type = Text)]
+    pub number: String,
+    #[diesel(sql_type = Text)]
+    pub gateway: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub paid_at: OffsetDateTime,
+}
+
+/// Invoices of the billing mirror (`from_billing`) that a gateway payment received
+/// since `since` marked paid, newest first, at most `limit`: the ones to ask billing
+/// about ("paid at the gateway, not yet in billing").
+pub fn gateway_paid_from_billing(
+    conn: &mut PgConnection,
+    since: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<GatewayPaid>> {
+    Ok(diesel::sql_query(
+        "SELECT number, gateway, paid_at FROM (
+             SELECT DISTINCT ON (i.id) i.number, p.gateway, p.paid_at, p.received_at
+             FROM payments p JOIN invoices i ON i.id = p.invoice_id
+             WHERE p.flag IS NULL AND i.status = 'paid' AND i.from_billing AND p.received_at >= $1
+             ORDER BY i.id, p.received_at DESC
+         ) x ORDER BY received_at DESC LIMIT $2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
+}
+
 /// What a payment page is created for.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct LinkInvoice {
@@ -242,13 +290,16 @@ pub struct LinkInvoice {
     pub email: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub phone: Option<String>,
+    /// A payment link billing wrote into `invoices` (or the source query returned).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub payment_url: Option<String>,
 }
 
 /// The invoice with id `invoice_id` and its customer's contacts.
 pub fn link_invoice(conn: &mut PgConnection, invoice_id: i64) -> Result<Option<LinkInvoice>> {
     Ok(diesel::sql_query(
         "SELECT i.id, i.number, i.amount, i.due_date, i.status, c.name AS customer_name,
-                c.email, c.phone
+                c.email, c.phone, NULLIF(btrim(i.payment_url), '') AS payment_url
          FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.id = $1",
     )
     .bind::<BigInt, _>(invoice_id)
@@ -368,6 +419,48 @@ pub fn payment_link_for<E>(
         TxError::Store(s) => LinkStoreError::Store(s),
         TxError::Create(c) => LinkStoreError::Create(c),
     })
+}
+
+/// Records on ledger row `notification_id` why its reminder goes out without a
+/// payment link; `None` clears an earlier error (a retry that got its link).
+pub fn note_link_error(
+    conn: &mut PgConnection,
+    notification_id: i64,
+    error: Option<&str>,
+) -> Result<()> {
+    diesel::sql_query(
+        "UPDATE notifications SET link_error = $2
+         WHERE id = $1 AND link_error IS DISTINCT FROM $2",
+    )
+    .bind::<BigInt, _>(notification_id)
+    .bind::<Nullable<Text>, _>(error)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Reminders sent without their payment link since `since`: how many, and the
+/// latest error (for `stats` and `failed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, QueryableByName)]
+pub struct MissingLinks {
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub latest_error: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub latest_invoice: Option<String>,
+}
+
+/// See [`MissingLinks`]; only rows that were sent count (a failed one is in `failed`).
+pub fn missing_links(conn: &mut PgConnection, since: OffsetDateTime) -> Result<MissingLinks> {
+    Ok(diesel::sql_query(
+        "SELECT count(*) AS count,
+                (array_agg(n.link_error ORDER BY n.created_at DESC, n.id DESC))[1] AS latest_error,
+                (array_agg(i.number ORDER BY n.created_at DESC, n.id DESC))[1] AS latest_invoice
+         FROM notifications n JOIN invoices i ON i.id = n.invoice_id
+         WHERE n.link_error IS NOT NULL AND n.created_at >= $1 AND n.status = 'sent'",
+    )
+    .bind::<Timestamptz, _>(since)
+    .get_result(conn)?)
 }
 
 /// Whether the database answers (`GET /healthz`).

@@ -75,6 +75,7 @@ diesel::table! {
         due_date -> Nullable<Date>,
         reply_id -> Nullable<Int8>,
         body -> Nullable<Text>,
+        link_error -> Nullable<Text>,
     }
 }
 
@@ -249,5 +250,12 @@ diesel::table! {
         action -> Text,
         detail -> Text,
         ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    paid_events (invoice_id) {
+        invoice_id -> Int8,
+        created_at -> Timestamptz,
     }
 }

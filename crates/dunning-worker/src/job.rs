@@ -100,11 +100,17 @@ impl Worker {
             }
             Verdict::Skip(reason) => self.settle(conn, job, Final::Skipped { reason }, &trace),
             Verdict::Fail(error) => self.settle(conn, job, Final::Failed { error }, &trace),
-            Verdict::Hold { reason, retry_in } => {
+            Verdict::Hold {
+                reason,
+                retry_in,
+                quiet,
+            } => {
                 self.queue
                     .release(conn, job, OffsetDateTime::now_utc() + retry_in)?;
                 self.stats.released.fetch_add(1, Ordering::Relaxed);
-                trace.log(job, &format!("held {}s ({reason})", retry_in.as_secs()));
+                if !quiet {
+                    trace.log(job, &format!("held {}s ({reason})", retry_in.as_secs()));
+                }
                 Ok(())
             }
         };

@@ -8,12 +8,14 @@
 //! rescuer of abandoned jobs and the idle report.
 
 mod answer;
+mod billing;
 mod budget;
 pub mod cli;
 mod gate;
 mod idle;
 mod job;
 mod pauses;
+mod receipt;
 pub mod recheck;
 mod rescuer;
 
@@ -134,6 +136,12 @@ pub struct Worker {
     pauses: pauses::Pauses,
     rescuer: rescuer::Rescuer,
     idle: idle::IdleReport,
+    /// The billing source asked right before each send (`BILLING_DATABASE_URL`).
+    billing: Option<billing::BillingCheck>,
+    /// Payment links put into reminders (`PAYMENT_LINK`).
+    links: Option<dunning_pay::Links>,
+    /// Queues receipts for invoices just paid (`DUNNING_RECEIPTS`).
+    receipts: Option<receipt::ReceiptSweep>,
     pub stats: Stats,
 }
 
@@ -155,6 +163,9 @@ impl Worker {
             pauses: Default::default(),
             rescuer: rescuer::Rescuer::new(),
             idle: Default::default(),
+            billing: None,
+            links: None,
+            receipts: None,
             pool,
             senders,
             templates,
@@ -164,6 +175,31 @@ impl Worker {
             stop,
             stats: Stats::default(),
         }
+    }
+
+    /// Asks this billing source right before each send of a reminder for an invoice
+    /// that came from it (`from_billing`): paid or void there means skip; a source
+    /// that cannot answer holds the job once the mirror is older than
+    /// `BILLING_MAX_STALENESS` ([`dunning_source::decide`]).
+    pub fn with_billing_source(mut self, source: dunning_source::SourceConfig) -> Self {
+        self.billing = Some(billing::BillingCheck::new(source, self.cfg.zone.offset()));
+        self
+    }
+
+    /// Puts a payment link into each reminder ([`dunning_pay::Links::link_for`]);
+    /// with `PAYMENT_LINK=none` the messages stay as they are.
+    pub fn with_payment_links(mut self, links: dunning_pay::Links) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// Looks every few seconds for invoices that turned paid (`paid_events`) and,
+    /// when `enabled` (`DUNNING_RECEIPTS`), queues a receipt per channel for each on
+    /// this worker's queue; when not, drops the events. Without this call nothing
+    /// looks (tests, embedders).
+    pub fn with_receipts(mut self, enabled: bool) -> Self {
+        self.receipts = Some(receipt::ReceiptSweep::new(enabled));
+        self
     }
 
     /// This worker's id (`host:pid:suffix`), as stored in `jobs.reserved_by`.
@@ -319,6 +355,9 @@ impl Worker {
             return Ok(Step::Idle);
         }
         self.rescuer.when_due(conn, &self.queue)?;
+        if let Some(receipts) = &self.receipts {
+            receipts.when_due(conn, self.queue.name(), local.date())?;
+        }
         if !self.budget.take() {
             return Ok(Step::Idle);
         }

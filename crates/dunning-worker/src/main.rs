@@ -60,6 +60,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         &settings.stages,
     )
     .map_err(|e| Failure::Usage(e.to_string()))?;
+    let source =
+        dunning_source::SourceConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let payments =
+        dunning_pay::PaymentSettings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
     let email =
         dunning_channels::email_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
     let whatsapp =
@@ -76,7 +80,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let stop = Arc::new(AtomicBool::new(false));
     stop::on_request(&stop)
         .map_err(|e| Failure::Runtime(format!("cannot install signal handler: {e}")))?;
-    let worker = Worker::new(
+    let mut worker = Worker::new(
         pool,
         Senders {
             email: Arc::from(email),
@@ -85,7 +89,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
         templates,
         cfg,
         stop,
-    );
+    )
+    .with_payment_links(dunning_pay::Links::new(&payments))
+    .with_receipts(payments.receipts);
+    if let Some(source) = source {
+        info!(
+            "billing re-check before each send: {} (BILLING_MAX_STALENESS {}s)",
+            source.target,
+            source.max_staleness.as_secs()
+        );
+        worker = worker.with_billing_source(source);
+    }
     info!(
         "dunning-worker {} started: queue={} concurrency={} tries={} send window {} ({})",
         worker.id(),

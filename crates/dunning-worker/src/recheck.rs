@@ -9,6 +9,7 @@ use dunning_store::queue::{ClaimedJob, Delivery};
 use time::OffsetDateTime;
 
 use crate::Worker;
+use crate::billing::{HOLD_RETRY, SourceVerdict};
 
 /// How long a job waits when another worker is sending to its invoice on its channel.
 const BUSY_RETRY: Duration = Duration::from_secs(2);
@@ -23,7 +24,12 @@ pub enum Verdict {
     /// Do not send it now; take the job again after `retry_in`, attempt not
     /// counted (e.g. another worker is sending to this invoice, or a billing source
     /// cannot say right now whether the invoice is paid).
-    Hold { reason: String, retry_in: Duration },
+    /// `quiet`: logged per job at debug only (the cause is logged once elsewhere).
+    Hold {
+        reason: String,
+        retry_in: Duration,
+        quiet: bool,
+    },
     /// It can never be sent as it is (bad data): the ledger row becomes `failed`.
     Fail(String),
 }
@@ -61,6 +67,7 @@ impl Worker {
             return Ok(Verdict::Hold {
                 reason: "another worker is sending to this invoice on this channel".into(),
                 retry_in: BUSY_RETRY,
+                quiet: false,
             });
         }
         let now = OffsetDateTime::now_utc();
@@ -70,18 +77,38 @@ impl Worker {
         else {
             return Ok(Verdict::Skip("the ledger row is gone".into()));
         };
+        let today = self.cfg.zone.date_at(now);
+        if d.is_receipt() {
+            return self.recheck_receipt(conn, &d, job, today);
+        }
         if let Some(reason) = self.reason_not_to_send(&d, job, now) {
             return Ok(Verdict::Skip(reason));
         }
         // A pause or an opt-out set after the reminder was queued (a reply "STOP",
         // `dunning-schedule pause …`): the same rule the scheduler applies.
-        let today = self.cfg.zone.date_at(now);
         if let Some(hold) =
             dunning_store::holds::hold_for(conn, d.invoice_id, d.customer_id, job.channel, today)?
         {
             return Ok(Verdict::Skip(hold.to_string()));
         }
-        Ok(self.render(&d, job))
+        // Last, as it is the only question asked over the network: is the invoice
+        // still unpaid in billing right now?
+        if d.from_billing
+            && let Some(billing) = &self.billing
+        {
+            match billing.check(conn, &d.invoice_number)? {
+                SourceVerdict::Send => {}
+                SourceVerdict::Skip(reason) => return Ok(Verdict::Skip(reason.into())),
+                SourceVerdict::Hold => {
+                    return Ok(Verdict::Hold {
+                        reason: "billing source unreachable and the last successful sync is older than BILLING_MAX_STALENESS".into(),
+                        retry_in: HOLD_RETRY,
+                        quiet: true,
+                    });
+                }
+            }
+        }
+        self.render(conn, &d, job)
     }
 
     /// Why `d` must not go out, if it must not: the invoice is settled, the row is
@@ -117,25 +144,65 @@ impl Worker {
         None
     }
 
-    /// The message for `d`, or why it cannot be made.
-    fn render(&self, d: &Delivery, job: &ClaimedJob) -> Verdict {
+    /// The message for `d` (with its payment link, if it has one), or why it cannot
+    /// be made.
+    fn render(
+        &self,
+        conn: &mut PgConnection,
+        d: &Delivery,
+        job: &ClaimedJob,
+    ) -> Result<Verdict, StoreError> {
         let stage = match d.stage() {
             Ok(stage) => stage,
-            Err(e) => return Verdict::Fail(e.to_string()),
+            Err(e) => return Ok(Verdict::Fail(e.to_string())),
         };
+        let link = self.payment_link(conn, d, job)?;
         let facts = InvoiceFacts {
             customer_name: d.customer_name.clone(),
             invoice_number: d.invoice_number.clone(),
             amount: d.amount,
             due_date: d.due_date,
         };
-        match self.templates.render(stage, job.channel, &facts) {
-            Ok(rendered) => Verdict::Send(Ready {
-                recipient: d.recipient.clone().unwrap_or_default(),
-                rendered,
-                reference: format!("{}/{stage}", d.invoice_number),
-            }),
-            Err(e) => Verdict::Fail(format!("template error: {e}")),
+        Ok(
+            match self
+                .templates
+                .render_with_link(stage, job.channel, &facts, link.as_deref())
+            {
+                Ok(rendered) => Verdict::Send(Ready {
+                    recipient: d.recipient.clone().unwrap_or_default(),
+                    rendered,
+                    reference: format!("{}/{stage}", d.invoice_number),
+                }),
+                Err(e) => Verdict::Fail(format!("template error: {e}")),
+            },
+        )
+    }
+
+    /// The payment link for `d`'s reminder (`PAYMENT_LINK`), if it has one. A link
+    /// that cannot be had costs the reminder its link, never the reminder: the error
+    /// is kept on the ledger row (`link_error`, counted by `stats` and `failed`) and
+    /// logged; a later attempt that gets its link clears it.
+    fn payment_link(
+        &self,
+        conn: &mut PgConnection,
+        d: &Delivery,
+        job: &ClaimedJob,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(links) = &self.links else {
+            return Ok(None);
+        };
+        let (url, error) = match links.link_for(conn, d.invoice_id) {
+            Ok(url) => (url, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        dunning_store::payments::note_link_error(conn, job.notification_id, error.as_deref())?;
+        if let Some(e) = error {
+            log::warn!(
+                "job={} invoice {}: sending without a payment link: {e}",
+                job.id,
+                d.invoice_number
+            );
         }
+        Ok(url)
     }
 }

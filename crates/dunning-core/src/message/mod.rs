@@ -98,6 +98,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("channel", "email or whatsapp"),
     ("company_name", "Wikarta Provider (DUNNING_COMPANY_NAME)"),
+    (
+        "payment_url",
+        "https://billing.example.id/bayar/INV-20251115-123456 (PAYMENT_LINK; empty when there is no link, for `{% if payment_url %}`)",
+    ),
 ];
 
 /// A template that cannot be loaded or rendered. Load-time errors name the file
@@ -198,6 +202,8 @@ const BUILTIN_DUE_TODAY: &str = include_str!("../../templates/due_today.txt");
 const BUILTIN_OVERDUE: &str = include_str!("../../templates/overdue.txt");
 const BUILTIN_SUBJECT_BEFORE_DUE: &str = include_str!("../../templates/before_due.subject.txt");
 const BUILTIN_SUBJECT_OVERDUE: &str = include_str!("../../templates/overdue.subject.txt");
+const BUILTIN_RECEIPT: &str = include_str!("../../templates/receipt.txt");
+const BUILTIN_SUBJECT_RECEIPT: &str = include_str!("../../templates/receipt.subject.txt");
 
 /// Origin reported by [`Templates::sources`] for a built-in text.
 pub const BUILT_IN: &str = "built-in";
@@ -292,6 +298,8 @@ impl Templates {
             (builtin_name(Part::Body, 1), BUILTIN_OVERDUE),
             (builtin_name(Part::Subject, -1), BUILTIN_SUBJECT_BEFORE_DUE),
             (builtin_name(Part::Subject, 1), BUILTIN_SUBJECT_OVERDUE),
+            (RECEIPT_BODY, BUILTIN_RECEIPT),
+            (RECEIPT_SUBJECT, BUILTIN_SUBJECT_RECEIPT),
         ] {
             env.add_template_owned(name, normalize(source))
                 .expect("built-in templates parse");
@@ -305,14 +313,27 @@ impl Templates {
         }
     }
 
-    /// Renders the message for `stage` on `channel`.
+    /// Renders the message for `stage` on `channel`, without a payment link.
     pub fn render(
         &self,
         stage: Stage,
         channel: Channel,
         facts: &InvoiceFacts,
     ) -> Result<Rendered, TemplateError> {
-        let ctx = self.context(stage, channel, facts);
+        self.render_with_link(stage, channel, facts, None)
+    }
+
+    /// Renders the message for `stage` on `channel` with `payment_url` (the built-in
+    /// texts add one line with it; without one they are exactly the seed's text).
+    pub fn render_with_link(
+        &self,
+        stage: Stage,
+        channel: Channel,
+        facts: &InvoiceFacts,
+        payment_url: Option<&str>,
+    ) -> Result<Rendered, TemplateError> {
+        let url = payment_url.map_or_else(String::new, |u| clean::one_line(u, usize::MAX));
+        let ctx = self.context(stage, channel, facts, &url);
         let render = |part| {
             let (name, origin) = self.resolve(stage, channel, part);
             self.env
@@ -331,6 +352,35 @@ impl Templates {
         Ok(Rendered {
             subject: clean::one_line(&subject, usize::MAX),
             body: body.trim_end().to_owned(),
+        })
+    }
+
+    /// The receipt sent once an invoice is paid (built-in text only): "Terima kasih,
+    /// pembayaran tagihan INV-… sebesar Rp … telah kami terima."
+    pub fn render_receipt(
+        &self,
+        channel: Channel,
+        facts: &InvoiceFacts,
+    ) -> Result<Rendered, TemplateError> {
+        let ctx = context! {
+            customer_name => customer_display_name(&facts.customer_name),
+            invoice_number => clean::one_line(&facts.invoice_number, MAX_FIELD_CHARS),
+            amount => rupiah(facts.amount),
+            channel => channel.as_str(),
+            company_name => self.company_name.as_str(),
+        };
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| TemplateError::Render {
+                    origin: format!("{BUILT_IN} {name}"),
+                    detail: detail(&e),
+                })
+        };
+        Ok(Rendered {
+            subject: clean::one_line(&render(RECEIPT_SUBJECT)?, usize::MAX),
+            body: render(RECEIPT_BODY)?.trim_end().to_owned(),
         })
     }
 
@@ -373,7 +423,13 @@ impl Templates {
             .unwrap_or_else(|| (builtin_name(part, stage.offset_days()).to_owned(), None))
     }
 
-    fn context(&self, stage: Stage, channel: Channel, facts: &InvoiceFacts) -> Value {
+    fn context(
+        &self,
+        stage: Stage,
+        channel: Channel,
+        facts: &InvoiceFacts,
+        payment_url: &str,
+    ) -> Value {
         context! {
             customer_name => customer_display_name(&facts.customer_name),
             invoice_number => clean::one_line(&facts.invoice_number, MAX_FIELD_CHARS),
@@ -386,6 +442,7 @@ impl Templates {
             overdue => stage.is_overdue(),
             channel => channel.as_str(),
             company_name => self.company_name.as_str(),
+            payment_url => payment_url,
         }
     }
 
@@ -422,7 +479,7 @@ impl Templates {
         let mut outputs = Vec::new();
         for &stage in &stages {
             for &channel in channels {
-                let ctx = self.context(stage, channel, &sample_facts());
+                let ctx = self.context(stage, channel, &sample_facts(), SAMPLE_URL);
                 match template.render(&ctx) {
                     Ok(text) => outputs.push((stage, text)),
                     Err(e) => {
@@ -496,6 +553,9 @@ impl Templates {
     }
 }
 
+const RECEIPT_BODY: &str = "built-in/receipt.txt";
+const RECEIPT_SUBJECT: &str = "built-in/receipt.subject.txt";
+
 /// Name of a built-in template in the environment, by part and the stage's side of
 /// the due date (negative: before, zero: due today, positive: overdue).
 fn builtin_name(part: Part, offset_days: i32) -> &'static str {
@@ -507,6 +567,9 @@ fn builtin_name(part: Part, offset_days: i32) -> &'static str {
         (Part::Body, _) => "built-in/overdue.txt",
     }
 }
+
+/// The payment link overrides are test-rendered with at load time.
+const SAMPLE_URL: &str = "https://billing.example.id/bayar/INV-20251115-123456";
 
 /// The facts overrides are test-rendered with at load time.
 fn sample_facts() -> InvoiceFacts {

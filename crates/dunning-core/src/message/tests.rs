@@ -120,6 +120,65 @@ Tim Wikarta Provider";
 }
 
 #[test]
+fn a_payment_link_adds_one_line_to_every_builtin_text_and_nothing_else() {
+    let t = Templates::builtin(COMPANY);
+    let url = "https://billing.example.id/bayar/INV-20251115-123456";
+    for s in ["T-7", "T+0", "T+3"] {
+        for channel in Channel::ALL {
+            let plain = render(&t, s, channel);
+            let linked = t
+                .render_with_link(stage(s), channel, &seed_facts(), Some(url))
+                .unwrap();
+            let line = format!("Bayar sekarang melalui tautan berikut: {url}");
+            let added: Vec<&str> = linked
+                .body
+                .lines()
+                .filter(|l| !plain.body.lines().any(|p| p == *l))
+                .collect();
+            assert_eq!(added, [line.as_str()], "{s} {channel}");
+            assert_eq!(
+                linked.body.replace(&format!("{line}\n"), ""),
+                plain.body,
+                "{s} {channel}: only the line is added"
+            );
+            assert_eq!(linked.subject, plain.subject);
+            // An empty link is no link.
+            let empty = t
+                .render_with_link(stage(s), channel, &seed_facts(), Some(""))
+                .unwrap();
+            assert_eq!(empty, plain, "{s} {channel}");
+        }
+    }
+    assert_eq!(
+        t.render_with_link(stage("T-3"), Channel::Email, &seed_facts(), None)
+            .unwrap()
+            .body,
+        SEED_BODY
+    );
+}
+
+#[test]
+fn the_receipt_thanks_for_the_payment_in_indonesian() {
+    let t = Templates::builtin(COMPANY);
+    for channel in Channel::ALL {
+        let m = t.render_receipt(channel, &seed_facts()).unwrap();
+        assert_eq!(
+            m.body,
+            "Halo [Nama Customer],
+
+Terima kasih, pembayaran tagihan INV-20251115-123456 sebesar Rp 150.000 telah kami terima.
+
+Salam,
+Tim Wikarta Provider"
+        );
+        assert_eq!(
+            m.subject,
+            "Pembayaran Diterima: Tagihan INV-20251115-123456 ✅"
+        );
+    }
+}
+
+#[test]
 fn company_name_comes_from_settings() {
     let t = Templates::builtin("Jaringan Nusantara\r\nBcc: evil@example.com");
     let m = render(&t, "T-3", Channel::Email);
@@ -351,7 +410,8 @@ stage=T+7
 days=7
 overdue=True
 channel=whatsapp
-company_name=Wikarta Provider"
+company_name=Wikarta Provider
+payment_url="
     );
     assert_eq!(render(&t, "T-14", Channel::WhatsApp).body, SEED_BODY);
 }

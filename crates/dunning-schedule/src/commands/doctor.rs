@@ -106,8 +106,9 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
     let (calendar, calendar_check) = quiet_days(today);
     report(calendar_check);
 
-    match database(settings) {
-        Ok(mut conn) => {
+    let mut db = database(settings);
+    match &mut db {
+        Ok(conn) => {
             report(Check::pass(
                 "Database",
                 format!(
@@ -120,10 +121,10 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
                 ),
             ));
             for check in [
-                scheduler(&mut conn, settings, today, &calendar),
-                workers(&mut conn, heartbeat_max_age),
-                queue(&mut conn),
-                paused(&mut conn, settings),
+                scheduler(conn, settings, today, &calendar),
+                workers(conn, heartbeat_max_age),
+                queue(conn),
+                paused(conn, settings),
             ] {
                 report(check.unwrap_or_else(|e| {
                     Check::fail(
@@ -134,7 +135,7 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
                 }));
             }
             if let WhatsAppDriver::Fonnte(_) = settings.whatsapp {
-                report(local_quota(&mut conn, settings, today).unwrap_or_else(|e| {
+                report(local_quota(conn, settings, today).unwrap_or_else(|e| {
                     Check::fail(
                         "WhatsApp quota",
                         e.to_string(),
@@ -144,7 +145,13 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
             }
         }
         Err(check) => {
-            report(check);
+            report(Check {
+                name: check.name,
+                ok: check.ok,
+                warn: check.warn,
+                detail: check.detail.clone(),
+                fix: check.fix.clone(),
+            });
             println!("   (scheduler, worker and queue checks need the database: skipped)");
         }
     }
@@ -159,6 +166,16 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
             name,
             ok,
             warn: false,
+            detail,
+            fix,
+        });
+    }
+
+    for (name, ok, warn, detail, fix) in super::payments::doctor(settings, db.as_mut().ok()) {
+        report(Check {
+            name,
+            ok,
+            warn,
             detail,
             fix,
         });

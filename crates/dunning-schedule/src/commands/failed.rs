@@ -4,6 +4,7 @@ use dunning_core::Settings;
 use dunning_core::mask::mask_recipient;
 use dunning_store::ops::failed::{self, Selection};
 use serde_json::json;
+use time::OffsetDateTime;
 
 use crate::app::{self, UsageError};
 
@@ -15,6 +16,9 @@ pub fn list(settings: &Settings, since: Option<&str>, json: bool) -> anyhow::Res
         .map(|d| d.midnight().assume_offset(settings.zone.offset()));
     let mut conn = app::connect_migrated(settings)?;
     let rows = failed::list(&mut conn, since)?;
+    // Reminders that went out without their payment link are not failed deliveries,
+    // but the failure to get the link is: listed after them.
+    let link_since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let masked = |r: &failed::Failed| {
         r.recipient
             .as_deref()
@@ -41,8 +45,10 @@ pub fn list(settings: &Settings, since: Option<&str>, json: bool) -> anyhow::Res
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
+    let links = super::payments::text(&mut conn, link_since, "!")?;
     if rows.is_empty() {
         println!("No failed deliveries.");
+        print!("{links}");
         return Ok(());
     }
     println!(
@@ -66,6 +72,7 @@ pub fn list(settings: &Settings, since: Option<&str>, json: bool) -> anyhow::Res
         "{} failed deliveries. Re-send with `dunning-schedule retry <id>…` or `retry --all`.",
         rows.len()
     );
+    print!("{links}");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod failed;
 mod holds;
 mod import;
 mod invoice;
+mod payments;
 mod report;
 mod stats;
 pub(crate) mod sync;

@@ -45,13 +45,19 @@ pub fn run(
         paused: health::paused_channels(&mut conn)?,
     };
     let held = dunning_store::holds::held_counts(&mut conn, day)?;
+    let day_start = day.midnight().assume_offset(offset);
+    let payments = super::payments::stats(settings, &mut conn)?;
     if json {
         let mut v = report.json(settings);
         v["held"] = super::holds::held_json(&held);
         v["billing_sync"] = super::sync::stats_json(&mut conn)?;
+        v["sent_without_payment_link"] = super::payments::json(&mut conn, day_start)?;
+        v["payments"] = super::payments::stats_json(&payments);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", report.text(settings, m));
+        print!("{}", super::payments::text(&mut conn, day_start, m.warn)?);
+        print!("{}", super::payments::stats_text(&payments, m.warn));
         print!("{}", super::holds::held_text(&held, m));
         print!("{}", super::sync::stats_text(&mut conn)?);
     }

@@ -76,6 +76,13 @@ pub struct Delivery {
     /// `unpaid`, `paid` or `void`.
     #[diesel(sql_type = Text)]
     pub invoice_status: String,
+    /// The invoice comes from a billing source (`dunning-schedule sync`): the worker
+    /// asks the source right before the send.
+    #[diesel(sql_type = Bool)]
+    pub from_billing: bool,
+    /// A payment link billing wrote (or the source query returned), if any.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub payment_url: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub customer_id: i64,
     #[diesel(sql_type = Text)]
@@ -90,6 +97,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// True for a receipt ([`crate::receipts`]), which has no reminder stage.
+    pub fn is_receipt(&self) -> bool {
+        self.stage == crate::receipts::RECEIPT_STAGE
+    }
+
     /// The reminder's stage; an unknown one is an error naming the value.
     pub fn stage(&self) -> Result<Stage> {
         self.stage.parse().map_err(|_| StoreError::UnknownValue {

@@ -42,7 +42,8 @@ pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
 /// local day's bounds.
 pub(crate) const RECHECK: &str = "SELECT n.stage, n.status AS ledger_status,
             i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
-            i.status AS invoice_status, cu.id AS customer_id, cu.name AS customer_name,
+            i.status AS invoice_status, i.from_billing, i.payment_url,
+            cu.id AS customer_id, cu.name AS customer_name,
             COALESCE(NULLIF(btrim(CASE n.channel WHEN 'email' THEN cu.email ELSE cu.phone END), ''),
                      n.recipient) AS recipient,
             COALESCE((SELECT bool_or(o.status = 'sent' AND o.sent_at >= $2 AND o.sent_at < $3)

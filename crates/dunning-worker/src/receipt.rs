@@ -1,0 +1,110 @@
+//! Receipts in the worker: queueing them for invoices that were just paid, and the
+//! re-check of one right before it goes out.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use dunning_core::message::InvoiceFacts;
+use dunning_store::StoreError;
+use dunning_store::holds::HoldReason;
+use dunning_store::queue::{ClaimedJob, Delivery};
+use time::Date;
+
+use crate::Worker;
+use crate::recheck::{Ready, Verdict};
+
+/// How often paid invoices are looked for (one cheap statement).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Turns paid events into queued receipts ([`dunning_store::receipts::queue_pending`]),
+/// at most every [`SWEEP_EVERY`] per process. With `DUNNING_RECEIPTS=off` the events
+/// are dropped and nothing is queued.
+pub(crate) struct ReceiptSweep {
+    enabled: bool,
+    next: Mutex<Instant>,
+}
+
+impl ReceiptSweep {
+    pub(crate) fn new(enabled: bool) -> Self {
+        ReceiptSweep {
+            enabled,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Queues the receipts of invoices paid since the last look, when it is time to look.
+    pub(crate) fn when_due(
+        &self,
+        conn: &mut PgConnection,
+        queue: &str,
+        today: Date,
+    ) -> Result<(), StoreError> {
+        {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if now < *next {
+                return Ok(());
+            }
+            *next = now + SWEEP_EVERY;
+        }
+        let queued = dunning_store::receipts::queue_pending(conn, queue, today, self.enabled)?;
+        if queued > 0 {
+            log::info!("{queued} receipt(s) queued for invoices just paid");
+        }
+        Ok(())
+    }
+}
+
+impl Worker {
+    /// The re-check of a receipt: it goes out while its invoice is still paid, to the
+    /// customer's current contact, unless they opted out of the channel. Unlike a
+    /// reminder it is not stopped by the invoice being paid, by a reminder sent today,
+    /// or by a pause (a pause holds reminders), and the billing source is not asked.
+    pub(crate) fn recheck_receipt(
+        &self,
+        conn: &mut PgConnection,
+        d: &Delivery,
+        job: &ClaimedJob,
+        today: Date,
+    ) -> Result<Verdict, StoreError> {
+        if d.ledger_status != "queued" {
+            return Ok(Verdict::Skip(format!("already {}", d.ledger_status)));
+        }
+        if d.invoice_status != "paid" {
+            return Ok(Verdict::Skip(format!(
+                "invoice is {} again: no receipt",
+                d.invoice_status
+            )));
+        }
+        let Some(recipient) = d.recipient.clone() else {
+            return Ok(Verdict::Skip(format!(
+                "customer has no {} contact",
+                job.channel
+            )));
+        };
+        if let Some(hold @ HoldReason::OptedOut { .. }) =
+            dunning_store::holds::hold_for(conn, d.invoice_id, d.customer_id, job.channel, today)?
+        {
+            return Ok(Verdict::Skip(hold.to_string()));
+        }
+        let facts = InvoiceFacts {
+            customer_name: d.customer_name.clone(),
+            invoice_number: d.invoice_number.clone(),
+            amount: d.amount,
+            due_date: d.due_date,
+        };
+        Ok(match self.templates.render_receipt(job.channel, &facts) {
+            Ok(rendered) => Verdict::Send(Ready {
+                recipient,
+                rendered,
+                reference: format!(
+                    "{}/{}",
+                    d.invoice_number,
+                    dunning_store::receipts::RECEIPT_STAGE
+                ),
+            }),
+            Err(e) => Verdict::Fail(format!("template error: {e}")),
+        })
+    }
+}

@@ -70,8 +70,18 @@ pub fn load_checked(path: &Path) -> Result<(), DotenvError> {
 /// whatever `RUST_LOG` says: at `debug` and `trace` the HTTP and TLS libraries dump
 /// what goes over the wire, Fonnte's token header included.
 pub fn init_logging(default_level: &str) {
+    init_logging_with(default_level, env_logger::Target::Stderr);
+}
+
+/// [`init_logging`] into `out` instead of stderr (the Windows service's log file).
+pub fn init_logging_to(default_level: &str, out: Box<dyn std::io::Write + Send>) {
+    init_logging_with(default_level, env_logger::Target::Pipe(out));
+}
+
+fn init_logging_with(default_level: &str, target: env_logger::Target) {
     let inner =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+            .target(target)
             .build();
     let max = inner.filter();
     if log::set_boxed_logger(Box::new(Capped { inner })).is_ok() {
@@ -110,11 +120,17 @@ impl log::Log for Capped {
 /// 141), instead of a "failed printing to stdout" panic (exit 101). For short-lived
 /// commands only: network writes are unaffected (sockets are written with
 /// `MSG_NOSIGNAL`), but a long-running process should rather outlive its reader.
+///
+/// Windows has no SIGPIPE: there it does nothing.
 pub fn quiet_on_closed_output() {
-    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    // SIGPIPE is not one of signal-hook's forbidden signals, so this cannot panic;
-    // should registration fail, the default behaviour (a panic message) remains.
-    let _ = signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, armed);
+    #[cfg(unix)]
+    {
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        // SIGPIPE is not one of signal-hook's forbidden signals, so this cannot panic;
+        // should registration fail, the default behaviour (a panic message) remains.
+        let _ =
+            signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, armed);
+    }
 }
 
 /// Writes one line to stderr, ignoring a closed stderr (never panics, unlike

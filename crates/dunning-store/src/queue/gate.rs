@@ -69,11 +69,7 @@ impl JobQueue {
     /// sleeps while holding a job.
     pub fn claim_whatsapp(&self, conn: &mut PgConnection, limits: &WhatsAppLimits) -> Result<Gate> {
         conn.transaction(|conn| {
-            channel_state::table
-                .filter(channel_state::channel.eq(Channel::WhatsApp.as_str()))
-                .select(channel_state::channel)
-                .for_update()
-                .execute(conn)?;
+            lock_slot_row(conn)?;
             if let Some(held) = self.held(conn, limits)? {
                 return Ok(if self.whatsapp_ready(conn)? {
                     Gate::Held(held)
@@ -165,11 +161,7 @@ pub fn take_whatsapp_slot(
     min_interval: Duration,
 ) -> Result<Option<Duration>> {
     conn.transaction(|conn| {
-        channel_state::table
-            .filter(channel_state::channel.eq(Channel::WhatsApp.as_str()))
-            .select(channel_state::channel)
-            .for_update()
-            .execute(conn)?;
+        lock_slot_row(conn)?;
         #[derive(QueryableByName)]
         struct W {
             #[diesel(sql_type = Double)]
@@ -192,4 +184,15 @@ pub fn take_whatsapp_slot(
         }
         Ok(None)
     })
+}
+
+/// Locks the WhatsApp row of `channel_state` until the transaction ends: every claim
+/// and every slot taken outside the queue goes through this lock, one at a time.
+fn lock_slot_row(conn: &mut PgConnection) -> Result<()> {
+    channel_state::table
+        .filter(channel_state::channel.eq(Channel::WhatsApp.as_str()))
+        .select(channel_state::channel)
+        .for_update()
+        .execute(conn)?;
+    Ok(())
 }

@@ -3,8 +3,8 @@
 //! A pause holds every reminder of one customer (all invoices) or of one invoice for
 //! the run dates `starts_on..=until`. An opt-out stops one channel for a customer
 //! until an opt-in. The scheduler does not queue what they cover
-//! ([`crate::scheduling`]); the worker asks [`hold_for`] right before a send, for
-//! a hold set after queuing.
+//! ([`crate::scheduling`]); the worker reads the same rule ([`hold_sql`]) right
+//! before a send, for a hold set after queuing.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -42,6 +42,52 @@ impl std::fmt::Display for HoldReason {
     }
 }
 
+/// The hold (if any) of a reminder, as SQL: a subquery of one row (`kind`, `until`,
+/// `reason`) or none, for the invoice, customer, channel and local day given as SQL
+/// expressions. An opt-out wins over a pause; of several pauses, the one lasting
+/// longest is named. One text for [`hold_for`] and the worker's pre-send read
+/// (`queue::sql::RECHECK`), which asks it for the ledger row it reads.
+macro_rules! hold_sql {
+    ($invoice:literal, $customer:literal, $channel:literal, $day:literal) => {
+        concat!(
+            "SELECT kind, until, reason FROM (
+                 SELECT 1 AS o, 'opt_out' AS kind, NULL::date AS until, reason
+                 FROM opt_outs WHERE customer_id = ",
+            $customer,
+            " AND channel = ",
+            $channel,
+            "
+                 UNION ALL
+                 SELECT 2, 'pause', until, reason FROM pauses
+                 WHERE (customer_id = ",
+            $customer,
+            " OR invoice_id = ",
+            $invoice,
+            ")
+                   AND starts_on <= ",
+            $day,
+            " AND until >= ",
+            $day,
+            "
+             ) h ORDER BY o, until DESC LIMIT 1"
+        )
+    };
+}
+pub(crate) use hold_sql;
+
+/// A hold as read by [`hold_sql`]: `kind` NULL means none.
+pub(crate) fn hold_from(
+    kind: Option<&str>,
+    until: Option<Date>,
+    reason: Option<String>,
+) -> Option<HoldReason> {
+    let reason = reason.unwrap_or_default();
+    match (kind?, until) {
+        ("pause", Some(until)) => Some(HoldReason::Paused { until, reason }),
+        _ => Some(HoldReason::OptedOut { reason }),
+    }
+}
+
 #[derive(QueryableByName)]
 struct HoldRow {
     #[diesel(sql_type = Text)]
@@ -52,9 +98,8 @@ struct HoldRow {
     reason: String,
 }
 
-/// The worker's pre-send re-check: is a reminder of `invoice_id` (of `customer_id`)
-/// on `channel` held on `today` (local date)? An opt-out wins over a pause; of
-/// several pauses, the one lasting longest is named.
+/// Is a reminder of `invoice_id` (of `customer_id`) on `channel` held on `today`
+/// (local date)? The same rule the worker applies right before a send.
 pub fn hold_for(
     conn: &mut PgConnection,
     invoice_id: i64,
@@ -62,28 +107,14 @@ pub fn hold_for(
     channel: Channel,
     today: Date,
 ) -> Result<Option<HoldReason>> {
-    let row: Option<HoldRow> = diesel::sql_query(
-        "SELECT kind, until, reason FROM (
-             SELECT 1 AS o, 'opt_out' AS kind, NULL::date AS until, reason
-             FROM opt_outs WHERE customer_id = $2 AND channel = $3
-             UNION ALL
-             SELECT 2, 'pause', until, reason FROM pauses
-             WHERE (customer_id = $2 OR invoice_id = $1) AND starts_on <= $4 AND until >= $4
-         ) h ORDER BY o, until DESC LIMIT 1",
-    )
-    .bind::<BigInt, _>(invoice_id)
-    .bind::<BigInt, _>(customer_id)
-    .bind::<Text, _>(channel.as_str())
-    .bind::<SqlDate, _>(today)
-    .get_result(conn)
-    .optional()?;
-    Ok(row.map(|r| match (r.kind.as_str(), r.until) {
-        ("pause", Some(until)) => HoldReason::Paused {
-            until,
-            reason: r.reason,
-        },
-        _ => HoldReason::OptedOut { reason: r.reason },
-    }))
+    let row: Option<HoldRow> = diesel::sql_query(hold_sql!("$1", "$2", "$3", "$4"))
+        .bind::<BigInt, _>(invoice_id)
+        .bind::<BigInt, _>(customer_id)
+        .bind::<Text, _>(channel.as_str())
+        .bind::<SqlDate, _>(today)
+        .get_result(conn)
+        .optional()?;
+    Ok(row.and_then(|r| hold_from(Some(&r.kind), r.until, Some(r.reason))))
 }
 
 /// A customer found by external id or phone number.

@@ -7,7 +7,7 @@ use diesel::pg::PgConnection;
 use dunning_channels::{Delivered, OutgoingMessage, SendError, fix};
 use dunning_core::mask::mask_recipient;
 use dunning_store::StoreError;
-use dunning_store::queue::{ClaimedJob, Final, Slot};
+use dunning_store::queue::{ClaimedJob, Final, SenderLock, Slot};
 use log::{error, info, warn};
 use time::OffsetDateTime;
 
@@ -114,8 +114,12 @@ impl Worker {
                 Ok(())
             }
         };
-        let unlocked = self.queue.unlock_senders(conn);
-        done.and(unlocked)
+        // The sender lock ends once the outcome is recorded (or the job handed back).
+        if job.sender == SenderLock::Taken {
+            done.and(self.queue.unlock_senders(conn))
+        } else {
+            done
+        }
     }
 
     /// Records a final state decided without a send.

@@ -63,10 +63,8 @@ impl Worker {
     /// or by a pause (a pause holds reminders), and the billing source is not asked.
     pub(crate) fn recheck_receipt(
         &self,
-        conn: &mut PgConnection,
         d: &Delivery,
         job: &ClaimedJob,
-        today: Date,
     ) -> Result<Verdict, StoreError> {
         if d.ledger_status != "queued" {
             return Ok(Verdict::Skip(format!("already {}", d.ledger_status)));
@@ -83,9 +81,7 @@ impl Worker {
                 job.channel
             )));
         };
-        if let Some(hold @ HoldReason::OptedOut { .. }) =
-            dunning_store::holds::hold_for(conn, d.invoice_id, d.customer_id, job.channel, today)?
-        {
+        if let Some(hold @ HoldReason::OptedOut { .. }) = d.hold() {
             return Ok(Verdict::Skip(hold.to_string()));
         }
         let facts = InvoiceFacts {

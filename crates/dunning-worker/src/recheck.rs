@@ -5,7 +5,7 @@ use std::time::Duration;
 use diesel::pg::PgConnection;
 use dunning_core::message::{InvoiceFacts, Rendered};
 use dunning_store::StoreError;
-use dunning_store::queue::{ClaimedJob, Delivery};
+use dunning_store::queue::{ClaimedJob, Delivery, SenderLock};
 use time::OffsetDateTime;
 
 use crate::Worker;
@@ -46,10 +46,11 @@ pub struct Ready {
 
 impl Worker {
     /// The pre-send re-check, one step: reads the ledger row, the invoice, the
-    /// customer's current contact and any pause or opt-out right before the send, without locking any
-    /// invoice (billing never waits on Dunning), and decides. The only lock taken
-    /// is the advisory one that lets one worker at a time send to an invoice on a
-    /// channel; the caller ends it once the outcome is recorded.
+    /// customer's current contact and any pause or opt-out right before the send,
+    /// without locking any invoice (billing never waits on Dunning), and decides.
+    /// The only lock is the sender lock the claim took ([`SenderLock`]), which lets
+    /// one worker at a time send to an invoice on a channel; the caller ends it once
+    /// the outcome is recorded.
     ///
     /// A payment committed after this read and before the provider took the message
     /// is not seen: that message goes out (the documented race; the payment's
@@ -59,36 +60,38 @@ impl Worker {
         conn: &mut PgConnection,
         job: &ClaimedJob,
     ) -> Result<Verdict, StoreError> {
-        // An answer to a customer's reply has no invoice to re-check.
-        if let Some(answer) = self.queue.answer(conn, job)? {
-            return Ok(crate::answer::verdict(answer));
-        }
-        if !self.queue.lock_sender(conn, job)? {
-            return Ok(Verdict::Hold {
-                reason: "another worker is sending to this invoice on this channel".into(),
-                retry_in: BUSY_RETRY,
-                quiet: false,
-            });
+        match job.sender {
+            // An answer to a customer's reply has no invoice to re-check.
+            SenderLock::NoInvoice => {
+                return Ok(match self.queue.answer(conn, job)? {
+                    Some(answer) => crate::answer::verdict(answer),
+                    None => Verdict::Skip("the ledger row is gone".into()),
+                });
+            }
+            SenderLock::Busy => {
+                return Ok(Verdict::Hold {
+                    reason: "another worker is sending to this invoice on this channel".into(),
+                    retry_in: BUSY_RETRY,
+                    quiet: false,
+                });
+            }
+            SenderLock::Taken => {}
         }
         let now = OffsetDateTime::now_utc();
+        let today = self.cfg.zone.date_at(now);
         let Some(d) = self
             .queue
-            .recheck(conn, job, self.cfg.zone.day_bounds(now))?
+            .recheck(conn, job, today, self.cfg.zone.day_bounds(now))?
         else {
             return Ok(Verdict::Skip("the ledger row is gone".into()));
         };
-        let today = self.cfg.zone.date_at(now);
         if d.is_receipt() {
-            return self.recheck_receipt(conn, &d, job, today);
+            return self.recheck_receipt(&d, job);
         }
         if let Some(reason) = self.reason_not_to_send(&d, job, now) {
             return Ok(Verdict::Skip(reason));
         }
-        // A pause or an opt-out set after the reminder was queued (a reply "STOP",
-        // `dunning-schedule pause …`): the same rule the scheduler applies.
-        if let Some(hold) =
-            dunning_store::holds::hold_for(conn, d.invoice_id, d.customer_id, job.channel, today)?
-        {
+        if let Some(hold) = d.hold() {
             return Ok(Verdict::Skip(hold.to_string()));
         }
         // Last, as it is the only question asked over the network: is the invoice

@@ -53,6 +53,34 @@ pub struct ClaimedJob {
     pub channel: Channel,
     /// Attempts including this one.
     pub attempts: i32,
+    /// The sender lock the claim took for the job's invoice on its channel.
+    pub sender: SenderLock,
+}
+
+/// One worker at a time sends to an invoice on a channel, across all workers:
+/// another worker may hold a second reminder for the same invoice (yesterday's retry
+/// next to today's stage). The claim takes a session-level advisory lock on
+/// (channel, invoice) in the same statement; it is held until the outcome is
+/// recorded ([`JobQueue::unlock_senders`]). A lock, not a row of `invoices`, so
+/// billing never waits on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderLock {
+    /// This worker holds it.
+    Taken,
+    /// Another worker is sending to this invoice on this channel right now.
+    Busy,
+    /// The job has no invoice (an answer to a reply): nothing to lock.
+    NoInvoice,
+}
+
+impl SenderLock {
+    fn from_db(locked: Option<bool>) -> Self {
+        match locked {
+            Some(true) => SenderLock::Taken,
+            Some(false) => SenderLock::Busy,
+            None => SenderLock::NoInvoice,
+        }
+    }
 }
 
 /// Everything needed to decide whether a reminder goes out now, and to render it:
@@ -94,12 +122,28 @@ pub struct Delivery {
     /// Another ledger row of this invoice and channel was sent today.
     #[diesel(sql_type = Bool)]
     pub sent_today: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    hold_kind: Option<String>,
+    #[diesel(sql_type = Nullable<SqlDate>)]
+    hold_until: Option<Date>,
+    #[diesel(sql_type = Nullable<Text>)]
+    hold_reason: Option<String>,
 }
 
 impl Delivery {
     /// True for a receipt ([`crate::receipts`]), which has no reminder stage.
     pub fn is_receipt(&self) -> bool {
         self.stage == crate::receipts::RECEIPT_STAGE
+    }
+
+    /// A pause or an opt-out holding this reminder today, set after it was queued (a
+    /// reply "STOP", `dunning-schedule pause …`): the rule the scheduler applies.
+    pub fn hold(&self) -> Option<crate::holds::HoldReason> {
+        crate::holds::hold_from(
+            self.hold_kind.as_deref(),
+            self.hold_until,
+            self.hold_reason.clone(),
+        )
     }
 
     /// The reminder's stage; an unknown one is an error naming the value.
@@ -147,7 +191,7 @@ pub enum Final {
     },
 }
 
-/// The lock class of [`sql::LOCK_SENDER`] per channel (any two numbers no other
+/// The advisory lock class of [`SenderLock`] per channel (any two numbers no other
 /// user of the database takes).
 fn sender_lock_class(channel: Channel) -> i32 {
     match channel {
@@ -172,9 +216,10 @@ impl JobQueue {
     }
 
     /// Reserves the oldest ready job of `channel` for this worker, counting the
-    /// attempt, in one statement (`FOR UPDATE SKIP LOCKED`: workers never take the
-    /// same job, and never wait for each other). WhatsApp under pacing or a quota
-    /// goes through [`JobQueue::claim_whatsapp`] instead.
+    /// attempt, and tries its invoice's [`SenderLock`], in one statement (`FOR
+    /// UPDATE SKIP LOCKED`: workers never take the same job, and never wait for each
+    /// other). WhatsApp under pacing or a quota goes through
+    /// [`JobQueue::claim_whatsapp`] instead.
     pub fn claim(&self, conn: &mut PgConnection, channel: Channel) -> Result<Option<ClaimedJob>> {
         let ready = diesel::alias!(jobs as ready);
         let next = ready
@@ -187,7 +232,14 @@ impl JobQueue {
             .limit(1)
             .for_update()
             .skip_locked();
-        let row: Option<(i64, i64, String, i32)> = diesel::update(jobs::table)
+        // NULL without an invoice (pg_try_advisory_lock is strict).
+        let sender_lock = fragment::<Nullable<Bool>>("pg_try_advisory_lock(")
+            .bind::<Integer, _>(sender_lock_class(channel))
+            .sql(
+                ", (SELECT (n.invoice_id & 2147483647)::integer FROM notifications n
+                    WHERE n.id = jobs.notification_id))",
+            );
+        let row: Option<(i64, i64, String, i32, Option<bool>)> = diesel::update(jobs::table)
             .filter(jobs::id.eq_any(next))
             .set((
                 jobs::reserved_at.eq(now),
@@ -199,10 +251,11 @@ impl JobQueue {
                 jobs::notification_id,
                 jobs::channel,
                 jobs::attempts,
+                sender_lock,
             ))
             .get_result(conn)
             .optional()?;
-        row.map(|(id, notification_id, channel, attempts)| {
+        row.map(|(id, notification_id, channel, attempts, locked)| {
             Ok(ClaimedJob {
                 id,
                 notification_id,
@@ -211,48 +264,33 @@ impl JobQueue {
                     value: channel,
                 })?,
                 attempts,
+                sender: SenderLock::from_db(locked),
             })
         })
         .transpose()
     }
 
-    /// Takes the lock that lets one worker at a time send to `job`'s invoice on its
-    /// channel ([`sql::LOCK_SENDER`]). False: another worker holds it right now.
-    /// Released by [`JobQueue::unlock_senders`] once the outcome is recorded.
-    pub fn lock_sender(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<bool> {
-        #[derive(QueryableByName)]
-        struct L {
-            #[diesel(sql_type = Bool)]
-            locked: bool,
-        }
-        let l: Option<L> = diesel::sql_query(sql::LOCK_SENDER)
-            .bind::<BigInt, _>(job.notification_id)
-            .bind::<Integer, _>(sender_lock_class(job.channel))
-            .get_result(conn)
-            .optional()?;
-        // A ledger row that is gone needs no lock: the re-check reports it.
-        Ok(l.is_none_or(|l| l.locked))
-    }
-
-    /// Ends the locks of [`JobQueue::lock_sender`] held by this connection.
+    /// Ends the [`SenderLock`] this connection holds.
     pub fn unlock_senders(&self, conn: &mut PgConnection) -> Result<()> {
         diesel::sql_query(sql::UNLOCK_ALL).execute(conn)?;
         Ok(())
     }
 
-    /// Reads `job`'s ledger row, invoice and the customer's current contact right
-    /// before the send ([`sql::RECHECK`]); `today` is the local day's bounds. No
-    /// row is locked. `None`: the ledger row is gone.
+    /// Reads `job`'s ledger row, invoice, the customer's current contact and any
+    /// hold right before the send ([`sql::RECHECK`]); `today` is the local day and
+    /// `bounds` its UTC bounds. No row is locked. `None`: the ledger row is gone.
     pub fn recheck(
         &self,
         conn: &mut PgConnection,
         job: &ClaimedJob,
-        today: (OffsetDateTime, OffsetDateTime),
+        today: Date,
+        bounds: (OffsetDateTime, OffsetDateTime),
     ) -> Result<Option<Delivery>> {
         Ok(diesel::sql_query(sql::RECHECK)
             .bind::<BigInt, _>(job.notification_id)
-            .bind::<Timestamptz, _>(today.0)
-            .bind::<Timestamptz, _>(today.1)
+            .bind::<Timestamptz, _>(bounds.0)
+            .bind::<Timestamptz, _>(bounds.1)
+            .bind::<SqlDate, _>(today)
             .get_result(conn)
             .optional()?)
     }

@@ -17,30 +17,23 @@ pub(crate) const FINISH: &str = "WITH noted AS (
      )
      DELETE FROM jobs WHERE id = $1";
 
-/// One sender per invoice and channel at a time, across all workers: another
-/// worker may hold a second reminder for the same invoice (yesterday's retry next
-/// to today's stage). A session-level advisory lock on (channel, invoice), held from
-/// the re-check until the outcome is recorded ([`UNLOCK_ALL`]); a lock, not a row of
-/// `invoices`, so billing never waits on it. `$1` notification id, `$2` the
-/// channel's lock class. Returns whether the lock was taken. An answer to a reply
-/// has no invoice and takes no lock (no row: nothing to wait for).
-pub(crate) const LOCK_SENDER: &str =
-    "SELECT pg_try_advisory_lock($2, (invoice_id & 2147483647)::integer) AS locked
-     FROM notifications WHERE id = $1 AND invoice_id IS NOT NULL";
-
-/// Ends every advisory lock this session holds ([`LOCK_SENDER`]).
+/// Ends every advisory lock this session holds (the sender lock the claim took,
+/// see `JobQueue::claim`).
 pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
 
 /// The pre-send read of one ledger row: the invoice's state, the customer's current
-/// contact (so a corrected number is used on a retry) and whether the invoice got a
-/// reminder on this channel today already. Run as a statement of its own after
-/// [`LOCK_SENDER`], so that it sees an outcome recorded by the lock's last holder.
+/// contact (so a corrected number is used on a retry), whether the invoice got a
+/// reminder on this channel today already, and any pause or opt-out that holds it
+/// today ([`crate::holds::hold_sql`]). A statement of its own after the claim that
+/// took the sender lock, so that it sees an outcome recorded by the lock's last
+/// holder.
 ///
 /// "Sent today" reads the invoice's own ledger rows (a handful): written as a
 /// `WHERE` on status and `sent_at`, the planner may pick the index of sent rows and
 /// read every message sent today for every job. `$1` notification id, `$2`/`$3` the
-/// local day's bounds.
-pub(crate) const RECHECK: &str = "SELECT n.stage, n.status AS ledger_status,
+/// local day's bounds, `$4` the local day.
+pub(crate) const RECHECK: &str = concat!(
+    "SELECT n.stage, n.status AS ledger_status,
             i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
             i.status AS invoice_status, i.from_billing, i.payment_url,
             cu.id AS customer_id, cu.name AS customer_name,
@@ -49,11 +42,16 @@ pub(crate) const RECHECK: &str = "SELECT n.stage, n.status AS ledger_status,
             COALESCE((SELECT bool_or(o.status = 'sent' AND o.sent_at >= $2 AND o.sent_at < $3)
                       FROM notifications o
                       WHERE o.invoice_id = n.invoice_id AND o.channel = n.channel AND o.id <> n.id),
-                     false) AS sent_today
+                     false) AS sent_today,
+            h.kind AS hold_kind, h.until AS hold_until, h.reason AS hold_reason
      FROM notifications n
      JOIN invoices i ON i.id = n.invoice_id
      JOIN customers cu ON cu.id = i.customer_id
-     WHERE n.id = $1";
+     LEFT JOIN LATERAL (",
+    crate::holds::hold_sql!("i.id", "cu.id", "n.channel", "$4"),
+    ") h ON true
+     WHERE n.id = $1"
+);
 
 /// How long until the WhatsApp send slot opens, in seconds (0: open now), measured
 /// with the clock of this moment, not `now()` (the transaction's start): a claim

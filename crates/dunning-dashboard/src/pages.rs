@@ -58,9 +58,13 @@ pub(crate) async fn root(_user: User) -> Redirect {
 #[derive(Debug, Deserialize)]
 pub(crate) struct TodayQuery {
     dilanjutkan: Option<String>,
+    /// The next run's WhatsApp forecast was asked for (a dry scheduler run: the
+    /// page's costliest read, so only on request).
+    perkiraan: Option<String>,
 }
 
-/// "Hari ini": problems first, then today's reminders, queue, quota, pauses, runs, workers.
+/// "Hari ini": problems first, then today's reminders, queue, quota, pauses, runs,
+/// workers; the next run's WhatsApp forecast on request (`?perkiraan=1`).
 pub(crate) async fn today(
     State(state): State<DashboardState>,
     user: User,
@@ -69,6 +73,7 @@ pub(crate) async fn today(
     let settings = state.settings().clone();
     let (queue_name, catch_up_days) =
         (state.options().queue.clone(), state.options().catch_up_days);
+    let forecast = q.perkiraan.is_some();
     let data = state
         .db(move |c| {
             let now = OffsetDateTime::now_utc();
@@ -87,7 +92,11 @@ pub(crate) async fn today(
                 scheduling::missed_days(c, today, MISSED_WINDOW_DAYS)?,
                 health::running_workers(c)?,
                 health::last_worker(c)?,
-                whatsapp_forecast(c, &settings, next_day, today, &queue_name, catch_up_days)?,
+                forecast
+                    .then(|| {
+                        whatsapp_forecast(c, &settings, next_day, today, &queue_name, catch_up_days)
+                    })
+                    .transpose()?,
             ))
         })
         .await?;
@@ -184,7 +193,11 @@ pub(crate) async fn today(
             "Kuota WhatsApp bulan ini habis ({wa_sent} dari {quota}, FONNTE_MONTHLY_QUOTA): upgrade paket Fonnte atau tunggu reset bulanan."
         ));
     }
-    if matches!(s.whatsapp, WhatsAppDriver::Fonnte(_)) && wa_left > 0 && wa_next_run > wa_left {
+    if let Some(wa_next_run) = wa_next_run
+        && matches!(s.whatsapp, WhatsAppDriver::Fonnte(_))
+        && wa_left > 0
+        && wa_next_run > wa_left
+    {
         problems.push(format!(
             "Run berikutnya butuh {wa_next_run} pesan WhatsApp, tetapi kuota bulan ini tinggal {wa_left} (FONNTE_MONTHLY_QUOTA={quota}): sisanya menunggu bulan depan. Upgrade paket Fonnte."
         ));
@@ -217,7 +230,8 @@ pub(crate) async fn today(
                 "oldest": (q_health.ready > 0).then(|| duration(q_health.oldest_ready_secs)) }),
             failed_total,
             wa => json!({ "sent": wa_sent, "quota": quota, "left": wa_left,
-                "next_run": wa_next_run, "short": (wa_next_run - wa_left).max(0) }),
+                "next_run": wa_next_run,
+                "short": wa_next_run.map_or(0, |n| (n - wa_left).max(0)) }),
             resumed => q.dilanjutkan,
         },
     )

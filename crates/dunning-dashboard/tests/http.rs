@@ -126,7 +126,16 @@ async fn today_forecasts_the_next_runs_whatsapp_messages_without_writing() {
          JOIN customers c ON c.external_id = v.ext",
     );
     let (_, session) = login(&app, "sari", "kata-sandi-admin");
-    let (status, html) = get(&app, "/hari-ini", &session.expect("logged in"));
+    let session = session.expect("logged in");
+    // The dry run is the page's costliest read: only on request.
+    let (status, html) = get(&app, "/hari-ini", &session);
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("id=\"wa-next-run\""), "{html}");
+    assert!(
+        html.contains("href=\"/hari-ini?perkiraan=1#kuota\""),
+        "{html}"
+    );
+    let (status, html) = get(&app, "/hari-ini?perkiraan=1", &session);
     assert_eq!(status, 200, "{html}");
     assert_eq!(text_of(&html, "wa-next-run"), "3");
     // A forecast, not a run: nothing was queued or recorded.

@@ -150,6 +150,8 @@ fn main() {
 
     let pages = [
         "/hari-ini".to_owned(),
+        // The next run's forecast, on request: a dry scheduler run over every invoice.
+        "/hari-ini?perkiraan=1".to_owned(),
         "/riwayat".to_owned(),
         "/gagal".to_owned(),
         "/gagal?channel=whatsapp&stage=T-3&reason=timeout".to_owned(),

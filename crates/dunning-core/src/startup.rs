@@ -25,6 +25,21 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// The start every binary shares: the `.env` ([`load_dotenv`]) before the command
+/// line (`parse`, so that flags with an `env =` name can be set there too), then
+/// logging at `default_level` (`RUST_LOG` wins). A bad `.env` is printed and gives
+/// the usage exit code.
+pub fn begin<C>(parse: impl FnOnce() -> C, default_level: &str) -> Result<C, Exit> {
+    let dotenv = load_dotenv();
+    let cli = parse();
+    if let Err(err) = dotenv {
+        print_error(&err.to_string());
+        return Err(Exit::Usage);
+    }
+    init_logging(default_level);
+    Ok(cli)
+}
+
 /// Loads the `.env` that [`crate::envfile::locate`] finds (the working directory's,
 /// else the one beside the program or in the folder above it) into the environment;
 /// variables already set win. A program whose `.env` is outside the working directory

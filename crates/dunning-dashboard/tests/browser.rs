@@ -591,7 +591,7 @@ async fn replies_list_flagged_first_and_an_admin_marks_one_handled() {
     );
     // The CLI's list agrees: nothing left to answer.
     assert!(
-        dunning_store::inbound::open_replies(&mut app.conn())
+        dunning_store::ops::replies::open(&mut app.conn())
             .unwrap()
             .is_empty()
     );

@@ -21,13 +21,10 @@ use cli::{Cli, Command};
 /// Parses the command line, runs the command, maps errors to exit codes.
 pub fn main() -> ExitCode {
     startup::quiet_on_closed_output();
-    let dotenv = startup::load_dotenv();
-    let cli = Cli::parse();
-    if let Err(err) = dotenv {
-        startup::print_error(&err.to_string());
-        return Exit::Usage.into();
-    }
-    startup::init_logging("warn");
+    let cli = match startup::begin(Cli::parse, "warn") {
+        Ok(cli) => cli,
+        Err(code) => return code.into(),
+    };
     match dispatch(cli) {
         Ok(()) => Exit::Success.into(),
         Err(err) => {

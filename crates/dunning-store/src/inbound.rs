@@ -231,7 +231,7 @@ pub fn queue_email_fallback(
         #[diesel(sql_type = BigInt)]
         notification_id: i64,
     }
-    let r: Option<R> = diesel::sql_query(
+    let r: Option<R> = diesel::sql_query(concat!(
         "WITH src AS (
              SELECT n.invoice_id, n.customer_id, n.stage, n.run_date, n.due_date,
                     NULLIF(btrim(c.email), '') AS email
@@ -239,11 +239,9 @@ pub fn queue_email_fallback(
              JOIN customers c ON c.id = n.customer_id
              JOIN invoices i ON i.id = n.invoice_id
              WHERE n.id = $1 AND n.channel = 'whatsapp' AND i.status = 'unpaid'
-               AND NOT EXISTS (SELECT 1 FROM opt_outs o
-                               WHERE o.customer_id = n.customer_id AND o.channel = 'email')
-               AND NOT EXISTS (SELECT 1 FROM pauses p
-                               WHERE (p.customer_id = n.customer_id OR p.invoice_id = n.invoice_id)
-                                 AND p.starts_on <= $3 AND p.until >= $3)
+               AND NOT EXISTS (",
+        crate::holds::hold_sql!("n.invoice_id", "n.customer_id", "'email'", "$3"),
+        ")
          ), ins AS (
              INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date,
                                         recipient, status)
@@ -254,8 +252,8 @@ pub fn queue_email_fallback(
          )
          INSERT INTO jobs (queue, notification_id, channel)
          SELECT $2, id, 'email' FROM ins
-         RETURNING notification_id",
-    )
+         RETURNING notification_id"
+    ))
     .bind::<BigInt, _>(notification)
     .bind::<Text, _>(queue)
     .bind::<SqlDate, _>(today)
@@ -493,35 +491,6 @@ fn queue_answer(
     .bind::<Text, _>(queue)
     .execute(conn)?;
     Ok(())
-}
-
-/// A stored reply, for the operator.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct StoredReply {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub sender: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub customer: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub message: String,
-    #[diesel(sql_type = Text)]
-    pub intent: String,
-    #[diesel(sql_type = Bool)]
-    pub flagged: bool,
-    #[diesel(sql_type = Timestamptz)]
-    pub received_at: OffsetDateTime,
-}
-
-/// Flagged replies nobody handled yet ("perlu dibalas"), oldest first.
-pub fn open_replies(conn: &mut PgConnection) -> Result<Vec<StoredReply>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT r.id, r.sender, c.name AS customer, r.message, r.intent, r.flagged, r.received_at
-         FROM whatsapp_replies r LEFT JOIN customers c ON c.id = r.customer_id
-         WHERE r.flagged AND r.handled_at IS NULL ORDER BY r.created_at, r.id",
-    )
-    .load(conn)?)
 }
 
 /// Marks replies handled by `by`. Returns how many were open.

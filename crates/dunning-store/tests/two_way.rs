@@ -482,7 +482,10 @@ fn paid_claim_pauses_for_two_days_and_is_flagged() {
         holds::hold_for(&mut conn, 1, 1, Channel::Email, date!(2026 - 12 - 15)).unwrap(),
         None
     );
-    assert_eq!(inbound::open_replies(&mut conn).unwrap().len(), 1);
+    assert_eq!(
+        dunning_store::ops::replies::open(&mut conn).unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -527,12 +530,15 @@ fn unknown_senders_and_other_texts_are_stored_flagged_and_not_answered() {
         count(&mut conn, "SELECT count(*) AS n FROM notifications"),
         0
     );
-    let open = inbound::open_replies(&mut conn).unwrap();
+    let open = dunning_store::ops::replies::open(&mut conn).unwrap();
     assert_eq!(
         inbound::mark_handled(&mut conn, &[open[0].id], "cli:test").unwrap(),
         1
     );
-    assert_eq!(inbound::open_replies(&mut conn).unwrap().len(), 1);
+    assert_eq!(
+        dunning_store::ops::replies::open(&mut conn).unwrap().len(),
+        1
+    );
 }
 
 #[test]

@@ -37,15 +37,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // `.env` first (found and checked as by the other binaries), so that
-    // DUNNING_WEB_LISTEN can be set there too.
-    let dotenv = startup::load_dotenv();
-    let cli = Cli::parse();
-    if let Err(err) = dotenv {
-        startup::print_error(&err.to_string());
-        return Exit::Usage.into();
-    }
-    startup::init_logging("info");
+    // `.env` first, so that DUNNING_WEB_LISTEN can be set there too.
+    let cli = match startup::begin(Cli::parse, "info") {
+        Ok(cli) => cli,
+        Err(code) => return code.into(),
+    };
     match run(cli) {
         Ok(()) => Exit::Success.into(),
         Err((code, msg)) => {

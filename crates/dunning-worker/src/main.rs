@@ -22,14 +22,10 @@ fn main() -> ExitCode {
     if let Some(code) = service::dispatch() {
         return code;
     }
-    // `.env` first, so that flags with an `env =` name can be set there too.
-    let dotenv = startup::load_dotenv();
-    let cli = Cli::parse();
-    if let Err(err) = dotenv {
-        startup::print_error(&err.to_string());
-        return Exit::Usage.into();
-    }
-    startup::init_logging("info");
+    let cli = match startup::begin(Cli::parse, "info") {
+        Ok(cli) => cli,
+        Err(code) => return code.into(),
+    };
     match run(cli) {
         Ok(()) => Exit::Success.into(),
         Err(Failure::Usage(msg)) => {

@@ -200,7 +200,7 @@ pub fn replies(settings: &Settings, done: &[i64], json_out: bool) -> anyhow::Res
         println!("{n} of {} reply(ies) marked answered", done.len());
         return Ok(());
     }
-    let rows = inbound::open_replies(&mut conn)?;
+    let rows = dunning_store::ops::replies::open(&mut conn)?;
     if json_out {
         let v: Vec<_> = rows
             .iter()

@@ -62,7 +62,7 @@ struct Data {
     failed: Vec<Failed>,
     paused: Vec<health::Paused>,
     flagged: Vec<dunning_store::payments::FlaggedPayment>,
-    replies: Vec<dunning_store::inbound::StoredReply>,
+    replies: Vec<dunning_store::ops::replies::ReplyListing>,
     recovery: Vec<Recovery>,
     gateway: NotInBilling,
 }
@@ -146,7 +146,7 @@ fn gather(
         failed,
         paused: health::paused_channels(conn)?,
         flagged,
-        replies: dunning_store::inbound::open_replies(conn)?,
+        replies: dunning_store::ops::replies::open(conn)?,
         recovery: history::recovery_by_stage(conn, today, 2, offset)?,
         gateway: not_in_billing(settings, conn, today)?,
     })

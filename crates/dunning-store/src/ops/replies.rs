@@ -1,5 +1,6 @@
-//! Customers' WhatsApp replies for the dashboard's "Balasan" page: the ones that
-//! need an answer first, then the latest others. Marking one handled is
+//! Customers' WhatsApp replies for the operator: the ones that need an answer
+//! (`dunning-schedule replies`, the 09:00 report), and the dashboard's "Balasan"
+//! page, those first, then the latest others. Marking one handled is
 //! [`crate::inbound::mark_handled`], as for `dunning-schedule replies --done`.
 
 use diesel::pg::PgConnection;
@@ -43,13 +44,18 @@ const COLUMNS: &str = "r.id, r.sender, r.sender_name, r.customer_id, c.name AS c
      r.intent, r.flagged, r.received_at, r.handled_at, r.handled_by
      FROM whatsapp_replies r LEFT JOIN customers c ON c.id = r.customer_id";
 
-/// Every flagged reply nobody handled yet (oldest first, the order of
-/// `dunning-schedule replies`), then the newest `limit` other replies.
-pub fn listing(conn: &mut PgConnection, limit: i64) -> Result<Vec<ReplyListing>> {
-    let mut open: Vec<ReplyListing> = diesel::sql_query(format!(
+/// Flagged replies nobody handled yet ("perlu dibalas"), oldest first.
+pub fn open(conn: &mut PgConnection) -> Result<Vec<ReplyListing>> {
+    Ok(diesel::sql_query(format!(
         "SELECT {COLUMNS} WHERE r.flagged AND r.handled_at IS NULL ORDER BY r.created_at, r.id"
     ))
-    .load(conn)?;
+    .load(conn)?)
+}
+
+/// Every flagged reply nobody handled yet ([`open`]), then the newest `limit`
+/// other replies.
+pub fn listing(conn: &mut PgConnection, limit: i64) -> Result<Vec<ReplyListing>> {
+    let mut open = open(conn)?;
     let rest: Vec<ReplyListing> = diesel::sql_query(format!(
         "SELECT {COLUMNS} WHERE NOT (r.flagged AND r.handled_at IS NULL)
          ORDER BY r.created_at DESC, r.id DESC LIMIT $1"

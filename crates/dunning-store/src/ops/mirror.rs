@@ -239,7 +239,7 @@ pub fn merge_customers(conn: &mut PgConnection, keep: usize) -> Result<Merged> {
         counts: Counts {
             created,
             updated,
-            unchanged: rows - created - updated,
+            unchanged: rows.saturating_sub(created + updated),
             conflicts: 0,
         },
         duplicates_total: total(&duplicates),
@@ -300,7 +300,8 @@ pub fn merge_invoices(conn: &mut PgConnection, keep: usize, origin: Origin) -> R
     let rows = count_of(
         conn,
         "SELECT count(*) AS n FROM dunning_stage_invoices WHERE ok",
-    )? - orphans_total;
+    )?
+    .saturating_sub(orphans_total);
     // In RETURNING, i.status is the new status: still paid or void on a row that
     // said unpaid means the status was kept.
     let updated: Updated = diesel::sql_query(
@@ -345,7 +346,7 @@ pub fn merge_invoices(conn: &mut PgConnection, keep: usize, origin: Origin) -> R
         Counts {
             created,
             updated: all_updated,
-            unchanged: rows - created - all_updated,
+            unchanged: rows.saturating_sub(created + all_updated),
             conflicts: 0,
         }
     } else {
@@ -353,8 +354,10 @@ pub fn merge_invoices(conn: &mut PgConnection, keep: usize, origin: Origin) -> R
         let kept_updated = usize::try_from(updated.kept).unwrap_or(0);
         Counts {
             created,
-            updated: all_updated - kept_updated,
-            unchanged: rows - created - all_updated - (conflicts.len() - kept_updated),
+            updated: all_updated.saturating_sub(kept_updated),
+            unchanged: rows.saturating_sub(
+                created + all_updated + conflicts.len().saturating_sub(kept_updated),
+            ),
             conflicts: conflicts.len(),
         }
     };

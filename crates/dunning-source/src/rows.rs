@@ -3,8 +3,7 @@
 //! Pure functions: no I/O.
 
 use dunning_core::contact::{normalize_phone, validate_email};
-use dunning_store::ops::import::CustomerRow;
-use dunning_store::ops::mirror::SourceInvoice;
+use dunning_store::ops::import::{CustomerRow, InvoiceRow};
 use time::{Date, PrimitiveDateTime, Time};
 
 use crate::client::{Header, Row};
@@ -69,7 +68,7 @@ pub fn invoice(
     h: &Header,
     row: &Row,
     position: u64,
-) -> Result<(SourceInvoice, Option<PrimitiveDateTime>), Bad> {
+) -> Result<(InvoiceRow, Option<PrimitiveDateTime>), Bad> {
     let mut reasons = Vec::new();
     let number = text(h, row, "number");
     if number.is_none() {
@@ -128,7 +127,7 @@ pub fn invoice(
             if reasons.is_empty() =>
         {
             Ok((
-                SourceInvoice {
+                InvoiceRow {
                     number: number.to_owned(),
                     customer_external_id: customer.to_owned(),
                     amount,

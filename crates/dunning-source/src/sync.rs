@@ -9,13 +9,18 @@
 //!   committed late. It cannot see deleted rows: the daily full sync and the live
 //!   re-check before each send cover those.
 //!
+//! Each row is checked in Rust ([`crate::rows`]) as it is read, the rows are
+//! streamed into staging tables with `COPY`, and merged set-based at the end
+//! ([`mirror`]): duplicates and unknown customers are found there and reported
+//! with the rows rejected by the checks.
+//!
 //! The mirror is written in one transaction: a sync that fails half way (source
 //! gone, bad query) changes nothing, and the failure is recorded in `billing_sync`.
 
 use diesel::Connection;
 use diesel::pg::PgConnection;
-use dunning_store::ops::import::CustomerRow;
-use dunning_store::ops::mirror::{self, Keys, SourceInvoice, SyncCounts};
+use dunning_store::ops::import::{CustomerRow, InvoiceRow};
+use dunning_store::ops::mirror::{self, Origin, ReadInvoice, SyncCounts};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use crate::client::{Header, Row, Source, Which};
@@ -26,6 +31,9 @@ use crate::rows;
 pub const CHUNK: usize = 5_000;
 /// Rejected rows kept for the report (the count covers all of them).
 pub const KEEP_REJECTED: usize = 1_000;
+/// Rows written from which the sync refreshes the mirror's planner statistics
+/// (a first sync): the daily run that follows plans on them.
+const ANALYZE_AFTER: i64 = 10_000;
 /// How far back an incremental sync starts before the last watermark.
 const LOOKBACK: Duration = Duration::minutes(5);
 /// How old the last full sync may be for an incremental one.
@@ -179,9 +187,25 @@ fn run(
                 progress,
             )?;
             run.invoices(src, conn, &invoices_h, invoices_since.as_deref(), progress)?;
+            let t = std::time::Instant::now();
             if mode == Mode::Full {
                 run.counts.invoices_void = count(mirror::void_missing(conn)?);
             }
+            let c = &run.counts;
+            let written = [
+                c.customers_new,
+                c.customers_changed,
+                c.invoices_new,
+                c.invoices_changed,
+                c.invoices_void,
+            ];
+            if written.iter().map(|&n| i64::from(n)).sum::<i64>() >= ANALYZE_AFTER {
+                mirror::analyze(conn)?;
+            }
+            log::debug!(
+                "sync: void and statistics in {:.2}s",
+                t.elapsed().as_secs_f64()
+            );
             Ok(run)
         })
         .map_err(fail(mode))?;
@@ -237,48 +261,48 @@ impl Run {
         since: Option<&str>,
         progress: &mut dyn FnMut(Which, u64),
     ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
         let mut read: u64 = 0;
         src.read(Which::Customers, h, since, CHUNK, &mut |chunk: &[Row]| {
-            let mut good: Vec<CustomerRow> = Vec::with_capacity(chunk.len());
+            let mut good: Vec<(u64, CustomerRow)> = Vec::with_capacity(chunk.len());
             for row in chunk {
                 read += 1;
                 if let Some(t) = rows::updated_at(h, row) {
                     self.customers_mark = self.customers_mark.max(Some(t));
                 }
                 match rows::customer(h, row, read) {
-                    Ok(c) => good.push(c),
+                    Ok(c) => good.push((read, c)),
                     Err(bad) => {
                         self.counts.customers_rejected += 1;
                         self.reject("customers", bad.key, bad.reasons.join("; "));
                     }
                 }
             }
-            let keys: Vec<&str> = good
-                .iter()
-                .filter_map(|c| c.external_id.as_deref())
-                .collect();
-            let fresh = mirror::mark_seen(conn, Keys::Customers, &keys)?;
-            let mut unique = Vec::with_capacity(good.len());
-            for (c, first) in good.into_iter().zip(fresh) {
-                if first {
-                    unique.push(c);
-                } else {
-                    self.counts.customers_rejected += 1;
-                    let key = c.external_id.unwrap_or_default();
-                    self.reject(
-                        "customers",
-                        key.clone(),
-                        format!("duplicate external_id {key:?}: the query returns it more than once (the first row is used)"),
-                    );
-                }
-            }
-            let c = mirror::upsert_customers(conn, &unique)?;
-            self.counts.customers_new += count(c.created);
-            self.counts.customers_changed += count(c.updated);
-            self.counts.customers_unchanged += count(c.unchanged);
+            let staged: Vec<(u64, &CustomerRow)> = good.iter().map(|(n, c)| (*n, c)).collect();
+            mirror::stage_customers(conn, &staged)?;
             progress(Which::Customers, read);
             Ok(())
-        })
+        })?;
+        let staged = started.elapsed();
+        let m = mirror::merge_customers(conn, KEEP_REJECTED)?;
+        log::debug!(
+            "sync: {read} customers rows read, checked and staged in {:.2}s, merged in {:.2}s",
+            staged.as_secs_f64(),
+            (started.elapsed() - staged).as_secs_f64()
+        );
+        self.counts.customers_new += count(m.counts.created);
+        self.counts.customers_changed += count(m.counts.updated);
+        self.counts.customers_unchanged += count(m.counts.unchanged);
+        self.counts.customers_rejected += count(m.duplicates_total);
+        for d in m.duplicates {
+            let key = d.key;
+            self.reject(
+                "customers",
+                key.clone(),
+                format!("duplicate external_id {key:?}: the query returns it more than once (the first row is used)"),
+            );
+        }
+        Ok(())
     }
 
     fn invoices(
@@ -289,65 +313,72 @@ impl Run {
         since: Option<&str>,
         progress: &mut dyn FnMut(Which, u64),
     ) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
         let mut read: u64 = 0;
         src.read(Which::Invoices, h, since, CHUNK, &mut |chunk: &[Row]| {
-            // Every number read counts as present in the source, even on a rejected
-            // row: a malformed amount must not void the invoice.
-            let numbers: Vec<&str> = chunk
-                .iter()
-                .filter_map(|r| h.get(r, "number").map(str::trim).filter(|n| !n.is_empty()))
-                .collect();
-            let fresh = mirror::mark_seen(conn, Keys::Invoices, &numbers)?;
-            let mut fresh = fresh.into_iter();
-            let mut good: Vec<SourceInvoice> = Vec::with_capacity(chunk.len());
+            let mut checked: Vec<(u64, Option<&str>, Option<InvoiceRow>)> =
+                Vec::with_capacity(chunk.len());
             for row in chunk {
                 read += 1;
-                let has_number = h.get(row, "number").is_some_and(|n| !n.trim().is_empty());
-                let first = if has_number {
-                    fresh.next().unwrap_or(true)
-                } else {
-                    true
-                };
+                // Every number read counts as present in the source, even on a
+                // rejected row: a malformed amount must not void the invoice.
+                let number = h
+                    .get(row, "number")
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty());
                 match rows::invoice(h, row, read) {
                     Ok((inv, updated)) => {
                         self.invoices_mark = self.invoices_mark.max(updated);
-                        if first {
-                            good.push(inv);
-                        } else {
-                            self.counts.invoices_rejected += 1;
-                            let n = inv.number;
-                            self.reject(
-                                "invoices",
-                                n.clone(),
-                                format!("duplicate number {n:?}: the query returns it more than once (the first row is used)"),
-                            );
-                        }
+                        checked.push((read, number, Some(inv)));
                     }
                     Err(bad) => {
                         self.counts.invoices_rejected += 1;
                         self.reject("invoices", bad.key, bad.reasons.join("; "));
+                        checked.push((read, number, None));
                     }
                 }
             }
-            let (c, orphans) = mirror::upsert_invoices(conn, &good)?;
-            self.counts.invoices_new += count(c.created);
-            self.counts.invoices_changed += count(c.updated);
-            self.counts.invoices_unchanged += count(c.unchanged);
-            for n in orphans {
-                self.counts.invoices_rejected += 1;
-                let ext = good
-                    .iter()
-                    .find(|i| i.number == n)
-                    .map(|i| i.customer_external_id.clone())
-                    .unwrap_or_default();
-                self.reject(
-                    "invoices",
-                    n,
-                    format!("unknown customer {ext:?}: the customers query returns no valid row with this external_id"),
-                );
-            }
+            let staged: Vec<ReadInvoice<'_>> = checked
+                .iter()
+                .filter_map(|(ord, number, valid)| {
+                    Some(ReadInvoice {
+                        ord: *ord,
+                        number: (*number)?,
+                        valid: valid.as_ref(),
+                    })
+                })
+                .collect();
+            mirror::stage_invoices(conn, &staged)?;
             progress(Which::Invoices, read);
             Ok(())
-        })
+        })?;
+        let staged = started.elapsed();
+        let m = mirror::merge_invoices(conn, KEEP_REJECTED, Origin::Billing)?;
+        log::debug!(
+            "sync: {read} invoices rows read, checked and staged in {:.2}s, merged in {:.2}s",
+            staged.as_secs_f64(),
+            (started.elapsed() - staged).as_secs_f64()
+        );
+        self.counts.invoices_new += count(m.counts.created);
+        self.counts.invoices_changed += count(m.counts.updated);
+        self.counts.invoices_unchanged += count(m.counts.unchanged);
+        self.counts.invoices_rejected += count(m.duplicates_total + m.orphans_total);
+        for d in m.duplicates {
+            let n = d.key;
+            self.reject(
+                "invoices",
+                n.clone(),
+                format!("duplicate number {n:?}: the query returns it more than once (the first row is used)"),
+            );
+        }
+        for o in m.orphans {
+            let ext = o.detail.unwrap_or_default();
+            self.reject(
+                "invoices",
+                o.key,
+                format!("unknown customer {ext:?}: the customers query returns no valid row with this external_id"),
+            );
+        }
+        Ok(())
     }
 }

@@ -385,6 +385,72 @@ invoices = "SELECT invoice_number AS number, customer_id AS customer_external_id
 }
 
 #[test]
+fn two_syncs_at_once_both_succeed_one_after_the_other() {
+    use diesel::RunQueryDsl;
+    let billing = TestMariaDb::new();
+    seed(&billing);
+    let pg = TestDatabase::new();
+    // Hold both syncs at their first write to the mirror, so that they overlap:
+    // the cron sync and the daily run's sync can start at the same minute.
+    let mut blocker = pg.conn();
+    diesel::sql_query("BEGIN").execute(&mut blocker).unwrap();
+    diesel::sql_query("LOCK TABLE customers IN SHARE MODE")
+        .execute(&mut blocker)
+        .unwrap();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let mut conn = pg.conn();
+            let url = billing.url().to_owned();
+            std::thread::spawn(move || {
+                let mut src = source(&url);
+                sync(&mut src, &mut conn, true, &mut |_, _| {})
+            })
+        })
+        .collect();
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let w: Waiting = diesel::sql_query("SELECT count(*) AS n FROM pg_locks WHERE NOT granted")
+            .get_result(&mut blocker)
+            .unwrap();
+        if w.n >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two syncs never both waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    diesel::sql_query("COMMIT").execute(&mut blocker).unwrap();
+    let mut reports: Vec<_> = runs
+        .into_iter()
+        .map(|r| r.join().unwrap().expect("each sync succeeds"))
+        .collect();
+    reports.sort_by_key(|r| std::cmp::Reverse(r.counts.invoices_new));
+    let (first, second) = (&reports[0].counts, &reports[1].counts);
+    assert_eq!(
+        (first.invoices_new, first.customers_new),
+        (3, 2),
+        "{first:?}"
+    );
+    assert_eq!(
+        (
+            second.invoices_new,
+            second.invoices_unchanged,
+            second.customers_unchanged
+        ),
+        (0, 3, 2),
+        "{second:?}"
+    );
+    assert_eq!(mirror_invoices(&mut blocker).len(), 3);
+}
+
+#[test]
 fn unreachable_wrong_password_and_unknown_database_say_which_without_the_password() {
     let billing = TestMariaDb::new();
     let admin = billing.url().to_owned();

@@ -14,6 +14,7 @@ use diesel::Connection;
 use dunning_core::Settings;
 use dunning_core::contact::{normalize_phone, validate_email};
 use dunning_store::ops::import::{self, CustomerRow, InvoiceRow};
+use dunning_store::ops::mirror;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{self, UsageError};
@@ -103,6 +104,7 @@ pub fn run(
     let started = std::time::Instant::now();
     let (c, (i, conflicts)) = conn.transaction::<_, anyhow::Error, _>(|conn| {
         let mut tick = |n: usize| bar.inc(n as u64);
+        mirror::begin(conn)?;
         let c = import::upsert_customers(conn, &customers, &mut tick)?;
         let i = import::upsert_invoices(conn, &invoices, &mut tick)?;
         Ok((c, i))
@@ -463,6 +465,7 @@ fn parse_invoices(path: &Path, bad: &mut Vec<Bad>) -> anyhow::Result<Vec<(u64, I
                         amount,
                         due_date,
                         status: status.to_owned(),
+                        payment_url: None,
                     },
                 ));
                 Ok(())

@@ -1,17 +1,20 @@
-//! Batched, idempotent upserts for `dunning-schedule import`.
+//! Idempotent upserts for `dunning-schedule import`.
 //!
-//! Each batch is one statement over `unnest`ed arrays, so 100,000 rows take a few
-//! dozen round trips rather than 100,000. An update only happens when a value
-//! differs (`IS DISTINCT FROM`), so importing the same file twice changes nothing,
-//! not even `updated_at`.
+//! Rows with a key (a customer's external id, an invoice number) go the way of the
+//! billing sync: streamed into the staging tables with `COPY`, then merged
+//! set-based ([`super::mirror`]), so both follow one set of rules. An update only
+//! happens when a value differs (`IS DISTINCT FROM`), so importing the same file
+//! twice changes nothing, not even `updated_at`. Customers without an external id
+//! are matched by email or phone, a batch of `unnest`ed arrays at a time.
 
 use std::collections::HashSet;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Date as SqlDate, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
 use time::Date;
 
+use super::mirror::{self, Origin, ReadInvoice};
 use crate::Result;
 
 /// Rows per statement.
@@ -28,15 +31,18 @@ pub struct CustomerRow {
     pub phone: Option<String>,
 }
 
-/// A validated invoice row.
+/// A validated invoice row (from a CSV file or the billing source).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRow {
     pub number: String,
     pub customer_external_id: String,
+    /// Whole rupiah.
     pub amount: i64,
     pub due_date: Date,
     /// `unpaid`, `paid` or `void`.
     pub status: String,
+    /// The payment link the billing source returned (sync only).
+    pub payment_url: Option<String>,
 }
 
 /// What an upsert did. Every row is counted once: `created + updated + unchanged +
@@ -81,20 +87,6 @@ type Columns<'a> = (
 );
 
 #[derive(QueryableByName)]
-struct Upserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
-}
-
-#[derive(QueryableByName)]
-struct UpsertedInvoice {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
-    #[diesel(sql_type = Text)]
-    number: String,
-}
-
-#[derive(QueryableByName)]
 struct ExtId {
     #[diesel(sql_type = Text)]
     external_id: String,
@@ -106,16 +98,6 @@ struct Match {
     ord: i64,
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-fn counts(batch: usize, rows: &[Upserted]) -> Counts {
-    let created = rows.iter().filter(|r| r.inserted).count();
-    Counts {
-        created,
-        updated: rows.len() - created,
-        unchanged: batch - rows.len(),
-        conflicts: 0,
-    }
 }
 
 /// The external ids among `ids` that some customer already has.
@@ -131,43 +113,32 @@ pub fn existing_external_ids(conn: &mut PgConnection, ids: &[String]) -> Result<
     Ok(found)
 }
 
-/// Upserts customers: by external id when the row has one, otherwise onto an
-/// existing customer with the same email address (any case) or phone number, else
-/// as a new customer. `progress` is told how many rows each batch finished.
+/// Upserts customers: by external id when the row has one (through the mirror's
+/// staging and merge: the caller's transaction must have called
+/// [`mirror::begin`]), otherwise onto an existing customer with the same email
+/// address (any case) or phone number, else as a new customer. The rows must not
+/// repeat a key. `progress` is told how many rows each batch finished.
 pub fn upsert_customers(
     conn: &mut PgConnection,
     rows: &[CustomerRow],
     progress: &mut dyn FnMut(usize),
 ) -> Result<Counts> {
-    let mut total = Counts::default();
     let (keyed, loose): (Vec<&CustomerRow>, Vec<&CustomerRow>) =
         rows.iter().partition(|r| r.external_id.is_some());
-    for chunk in keyed.chunks(BATCH) {
-        let ext: Vec<&str> = chunk
+    for (i, chunk) in keyed.chunks(BATCH).enumerate() {
+        let staged: Vec<(u64, &CustomerRow)> = chunk
             .iter()
-            .filter_map(|r| r.external_id.as_deref())
+            .enumerate()
+            .map(|(j, r)| ((i * BATCH + j + 1) as u64, *r))
             .collect();
-        let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
-        let emails: Vec<Option<&str>> = chunk.iter().map(|r| r.email.as_deref()).collect();
-        let phones: Vec<Option<&str>> = chunk.iter().map(|r| r.phone.as_deref()).collect();
-        let done: Vec<Upserted> = diesel::sql_query(
-            "INSERT INTO customers (external_id, name, email, phone)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-             ON CONFLICT (external_id) DO UPDATE
-                 SET name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone,
-                     updated_at = now()
-                 WHERE (customers.name, customers.email, customers.phone)
-                       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, EXCLUDED.phone)
-             RETURNING (xmax = 0) AS inserted",
-        )
-        .bind::<Array<Text>, _>(&ext)
-        .bind::<Array<Text>, _>(&names)
-        .bind::<Array<Nullable<Text>>, _>(&emails)
-        .bind::<Array<Nullable<Text>>, _>(&phones)
-        .load(conn)?;
-        total += counts(chunk.len(), &done);
+        mirror::stage_customers(conn, &staged)?;
         progress(chunk.len());
     }
+    let mut total = if keyed.is_empty() {
+        Counts::default()
+    } else {
+        mirror::merge_customers(conn, 0)?.counts
+    };
     for chunk in loose.chunks(BATCH) {
         let names: Vec<&str> = chunk.iter().map(|r| r.name.as_str()).collect();
         let emails: Vec<Option<&str>> = chunk.iter().map(|r| r.email.as_deref()).collect();
@@ -238,80 +209,34 @@ pub fn upsert_customers(
     Ok(total)
 }
 
-/// Upserts invoices by number; the customer is found by its external id (callers
-/// check beforehand that every one exists). An invoice that is `paid` or `void` in
-/// the database stays so when the file still says `unpaid`: an operator's
-/// `invoice paid` or a payment recorded since the export must not restart reminders.
-/// Those rows are returned as conflicts, so the operator hears about them.
+/// Upserts invoices by number (through the mirror's staging and merge: the
+/// caller's transaction must have called [`mirror::begin`]); the customer is
+/// found by its external id (callers check beforehand that every one exists, and
+/// that no number repeats). An invoice that is `paid` or `void` in the database
+/// stays so when the file still says `unpaid`: an operator's `invoice paid` or a
+/// payment recorded since the export must not restart reminders. Those rows are
+/// returned as conflicts, so the operator hears about them.
 pub fn upsert_invoices(
     conn: &mut PgConnection,
     rows: &[InvoiceRow],
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Counts, Vec<Conflict>)> {
-    let mut total = Counts::default();
-    let mut all_conflicts = Vec::new();
-    for chunk in rows.chunks(BATCH) {
-        let numbers: Vec<&str> = chunk.iter().map(|r| r.number.as_str()).collect();
-        let ext: Vec<&str> = chunk
+    if rows.is_empty() {
+        return Ok((Counts::default(), Vec::new()));
+    }
+    for (i, chunk) in rows.chunks(BATCH).enumerate() {
+        let staged: Vec<ReadInvoice<'_>> = chunk
             .iter()
-            .map(|r| r.customer_external_id.as_str())
+            .enumerate()
+            .map(|(j, r)| ReadInvoice {
+                ord: (i * BATCH + j + 1) as u64,
+                number: &r.number,
+                valid: Some(r),
+            })
             .collect();
-        let amounts: Vec<i64> = chunk.iter().map(|r| r.amount).collect();
-        let dues: Vec<Date> = chunk.iter().map(|r| r.due_date).collect();
-        let statuses: Vec<&str> = chunk.iter().map(|r| r.status.as_str()).collect();
-        let conflicts: Vec<Conflict> = diesel::sql_query(
-            "SELECT i.number, i.status
-             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS v(number, status, ord)
-             JOIN invoices i ON i.number = v.number
-             WHERE v.status = 'unpaid' AND i.status <> 'unpaid'
-             ORDER BY v.ord",
-        )
-        .bind::<Array<Text>, _>(&numbers)
-        .bind::<Array<Text>, _>(&statuses)
-        .load(conn)?;
-        let done: Vec<UpsertedInvoice> = diesel::sql_query(
-            "INSERT INTO invoices AS i (number, customer_id, amount, due_date, status, paid_at)
-             SELECT v.number, c.id, v.amount, v.due_date, v.status,
-                    CASE WHEN v.status = 'paid' THEN now() END
-             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::date[], $5::text[])
-                  AS v(number, ext, amount, due_date, status)
-             JOIN customers c ON c.external_id = v.ext
-             ON CONFLICT (number) DO UPDATE SET
-                 customer_id = EXCLUDED.customer_id,
-                 amount = EXCLUDED.amount,
-                 due_date = EXCLUDED.due_date,
-                 status = CASE WHEN EXCLUDED.status = 'unpaid' THEN i.status ELSE EXCLUDED.status END,
-                 paid_at = CASE
-                     WHEN EXCLUDED.status = 'paid' AND i.status = 'paid' THEN i.paid_at
-                     WHEN EXCLUDED.status = 'paid' THEN now()
-                     WHEN EXCLUDED.status = 'unpaid' THEN i.paid_at
-                 END,
-                 updated_at = now()
-             WHERE (i.customer_id, i.amount, i.due_date)
-                   IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.amount, EXCLUDED.due_date)
-                OR (EXCLUDED.status <> 'unpaid' AND i.status <> EXCLUDED.status)
-             RETURNING (xmax = 0) AS inserted, i.number",
-        )
-        .bind::<Array<Text>, _>(&numbers)
-        .bind::<Array<Text>, _>(&ext)
-        .bind::<Array<BigInt>, _>(&amounts)
-        .bind::<Array<SqlDate>, _>(&dues)
-        .bind::<Array<Text>, _>(&statuses)
-        .load(conn)?;
-        let conflicting: HashSet<&str> = conflicts.iter().map(|c| c.number.as_str()).collect();
-        let created = done.iter().filter(|r| r.inserted).count();
-        let updated = done
-            .iter()
-            .filter(|r| !r.inserted && !conflicting.contains(r.number.as_str()))
-            .count();
-        total += Counts {
-            created,
-            updated,
-            unchanged: chunk.len() - created - updated - conflicts.len(),
-            conflicts: conflicts.len(),
-        };
-        all_conflicts.extend(conflicts);
+        mirror::stage_invoices(conn, &staged)?;
         progress(chunk.len());
     }
-    Ok((total, all_conflicts))
+    let m = mirror::merge_invoices(conn, 0, Origin::File)?;
+    Ok((m.counts, m.conflicts))
 }

@@ -1,168 +1,374 @@
 //! The mirror of a billing source (`dunning-schedule sync`): `customers` and
 //! `invoices` written from the ISP's billing database, with `import`'s rules.
 //!
-//! A sync runs in one transaction: [`begin`] makes two temporary key tables, the
-//! caller streams validated rows in chunks through [`mark_seen`],
-//! [`upsert_customers`] and [`upsert_invoices`], and a full sync ends with
-//! [`void_missing`]. Memory stays bounded by the chunk: the keys seen so far live
-//! in PostgreSQL, not in the process. A failure rolls the whole sync back, so the
-//! mirror is always the state of one complete read of the source.
+//! A sync runs in one transaction. [`begin`] makes two temporary staging tables;
+//! the caller checks each row in Rust and streams the rows, chunk by chunk, into
+//! them with `COPY FROM STDIN` ([`stage_customers`], [`stage_invoices`]); then a
+//! few set-based statements merge them ([`merge_customers`], [`merge_invoices`])
+//! and a full sync ends with [`void_missing`]. Memory stays bounded by the chunk:
+//! the rows read so far live in PostgreSQL, not in the process. A failure rolls
+//! the whole sync back, so the mirror is always the state of one complete read of
+//! the source.
+//!
+//! Why staging and not one upsert per chunk: an `INSERT … ON CONFLICT` over
+//! `unnest`ed arrays costs an index probe, a row lock (even when nothing changes)
+//! and a round trip per chunk; `COPY` plus a hash join per step does the same work
+//! at the speed of `COPY` (figures in docs/benchmarks.md).
 //!
 //! [`start`], [`finish`], [`last`] and [`last_success`] keep the `billing_sync`
 //! record that `stats`, `doctor` and the worker's staleness rule read.
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{
-    Array, BigInt, Bool, Date as SqlDate, Integer, Nullable, Text, Timestamptz,
-};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use time::{Date, OffsetDateTime};
 
-use super::import::{self, Counts, CustomerRow};
+use super::import::{Conflict, Counts, CustomerRow, InvoiceRow};
 use crate::Result;
 
-/// A validated invoice row from the billing source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceInvoice {
-    pub number: String,
-    pub customer_external_id: String,
-    /// Whole rupiah.
-    pub amount: i64,
-    pub due_date: Date,
-    /// `unpaid`, `paid` or `void`.
-    pub status: String,
-    /// The payment link the source returned, if it has a `payment_url` column.
-    pub payment_url: Option<String>,
+diesel::table! {
+    /// This sync's valid customer rows, `ord` being the position read (1-based).
+    dunning_stage_customers (ord) {
+        ord -> BigInt,
+        external_id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+    }
 }
 
-/// Which key table [`mark_seen`] writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keys {
-    /// Customers' external ids.
-    Customers,
-    /// Invoice numbers.
-    Invoices,
+diesel::table! {
+    /// Every invoice row read that has a number; `ok` is false for a rejected one
+    /// (it still counts as present in the source: it must not be voided).
+    dunning_stage_invoices (ord) {
+        ord -> BigInt,
+        number -> Text,
+        ok -> Bool,
+        customer_external_id -> Nullable<Text>,
+        amount -> Nullable<BigInt>,
+        due_date -> Nullable<Date>,
+        status -> Nullable<Text>,
+        payment_url -> Nullable<Text>,
+    }
 }
 
-/// Creates this transaction's key tables (dropped at commit or rollback).
+#[derive(Insertable)]
+#[diesel(table_name = dunning_stage_customers, treat_none_as_default_value = false)]
+struct StagedCustomer<'a> {
+    ord: i64,
+    external_id: &'a str,
+    name: &'a str,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = dunning_stage_invoices, treat_none_as_default_value = false)]
+struct StagedInvoice<'a> {
+    ord: i64,
+    number: &'a str,
+    ok: bool,
+    customer_external_id: Option<&'a str>,
+    amount: Option<i64>,
+    due_date: Option<Date>,
+    status: Option<&'a str>,
+    payment_url: Option<&'a str>,
+}
+
+/// An invoice row as read: its position (1-based), its number, and the row when
+/// it passed the checks (`None`: rejected, but its number is present in the source).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadInvoice<'a> {
+    pub ord: u64,
+    pub number: &'a str,
+    pub valid: Option<&'a InvoiceRow>,
+}
+
+/// Starts a sync inside the caller's transaction: waits for any other sync to end
+/// (two syncs at once would insert the same new rows), then creates this
+/// transaction's staging tables (dropped at commit or rollback).
 pub fn begin(conn: &mut PgConnection) -> Result<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(727276, 1)").execute(conn)?;
     diesel::sql_query(
-        "CREATE TEMP TABLE dunning_sync_customers (k text PRIMARY KEY) ON COMMIT DROP",
+        "CREATE TEMP TABLE dunning_stage_customers (ord bigint NOT NULL, external_id text NOT NULL,
+             name text NOT NULL, email text, phone text) ON COMMIT DROP",
     )
     .execute(conn)?;
     diesel::sql_query(
-        "CREATE TEMP TABLE dunning_sync_invoices (k text PRIMARY KEY) ON COMMIT DROP",
+        "CREATE TEMP TABLE dunning_stage_invoices (ord bigint NOT NULL, number text NOT NULL,
+             ok bool NOT NULL, customer_external_id text, amount bigint, due_date date,
+             status text, payment_url text) ON COMMIT DROP",
     )
     .execute(conn)?;
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Key {
-    #[diesel(sql_type = Text)]
-    k: String,
+fn ord(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Records `keys` as read in this sync; returns, for each, whether it is the
-/// first time (false: a duplicate of a row read earlier, to be rejected).
-pub fn mark_seen(conn: &mut PgConnection, which: Keys, keys: &[&str]) -> Result<Vec<bool>> {
-    let table = match which {
-        Keys::Customers => "dunning_sync_customers",
-        Keys::Invoices => "dunning_sync_invoices",
-    };
-    let fresh: Vec<Key> = diesel::sql_query(format!(
-        "INSERT INTO {table} (k) SELECT DISTINCT unnest($1::text[])
-         ON CONFLICT (k) DO NOTHING RETURNING k"
-    ))
-    .bind::<Array<Text>, _>(keys)
-    .load(conn)?;
-    let mut fresh: std::collections::HashSet<String> = fresh.into_iter().map(|r| r.k).collect();
-    // The first occurrence within the chunk is the fresh one; later ones are duplicates.
-    Ok(keys.iter().map(|k| fresh.remove(*k)).collect())
-}
-
-/// Upserts customers by external id (every row must have one); `import`'s rule:
-/// a row changes only when a value differs.
-pub fn upsert_customers(conn: &mut PgConnection, rows: &[CustomerRow]) -> Result<Counts> {
-    import::upsert_customers(conn, rows, &mut |_| {})
-}
-
-#[derive(QueryableByName)]
-struct Upserted {
-    #[diesel(sql_type = Bool)]
-    inserted: bool,
-}
-
-/// Upserts invoices by number with `import`'s rules (a `paid` or `void` invoice
-/// stays so when the source still says `unpaid`: a payment Dunning recorded is
-/// never reopened). Returns the counts and the numbers whose customer is not in
-/// the mirror (not written: the caller rejects them).
-pub fn upsert_invoices(
-    conn: &mut PgConnection,
-    rows: &[SourceInvoice],
-) -> Result<(Counts, Vec<String>)> {
-    let ext: Vec<&str> = rows
+/// Streams valid customer rows (with their positions; every row must have an
+/// external id) into the staging table.
+pub fn stage_customers(conn: &mut PgConnection, rows: &[(u64, &CustomerRow)]) -> Result<()> {
+    let staged: Vec<StagedCustomer<'_>> = rows
         .iter()
-        .map(|r| r.customer_external_id.as_str())
+        .filter_map(|(n, c)| {
+            Some(StagedCustomer {
+                ord: ord(*n),
+                external_id: c.external_id.as_deref()?,
+                name: &c.name,
+                email: c.email.as_deref(),
+                phone: c.phone.as_deref(),
+            })
+        })
         .collect();
-    let known = import::existing_external_ids(
-        conn,
-        &ext.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
-    )?;
-    let (ok, orphans): (Vec<&SourceInvoice>, Vec<&SourceInvoice>) = rows
+    diesel::copy_from(dunning_stage_customers::table)
+        .from_insertable(&staged)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Streams invoice rows, valid or not, into the staging table.
+pub fn stage_invoices(conn: &mut PgConnection, rows: &[ReadInvoice<'_>]) -> Result<()> {
+    let staged: Vec<StagedInvoice<'_>> = rows
         .iter()
-        .partition(|r| known.contains(&r.customer_external_id));
-    let numbers: Vec<&str> = ok.iter().map(|r| r.number.as_str()).collect();
-    let ext: Vec<&str> = ok.iter().map(|r| r.customer_external_id.as_str()).collect();
-    let amounts: Vec<i64> = ok.iter().map(|r| r.amount).collect();
-    let dues: Vec<Date> = ok.iter().map(|r| r.due_date).collect();
-    let statuses: Vec<&str> = ok.iter().map(|r| r.status.as_str()).collect();
-    let urls: Vec<Option<&str>> = ok.iter().map(|r| r.payment_url.as_deref()).collect();
-    let done: Vec<Upserted> = diesel::sql_query(
-        "INSERT INTO invoices AS i (number, customer_id, amount, due_date, status, paid_at, payment_url, from_billing)
-         SELECT v.number, c.id, v.amount, v.due_date, v.status,
-                CASE WHEN v.status = 'paid' THEN now() END, v.payment_url, true
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::date[], $5::text[], $6::text[])
-              AS v(number, ext, amount, due_date, status, payment_url)
-         JOIN customers c ON c.external_id = v.ext
-         ON CONFLICT (number) DO UPDATE SET
-             customer_id = EXCLUDED.customer_id,
-             amount = EXCLUDED.amount,
-             due_date = EXCLUDED.due_date,
-             status = CASE WHEN EXCLUDED.status = 'unpaid' THEN i.status ELSE EXCLUDED.status END,
-             paid_at = CASE
-                 WHEN EXCLUDED.status = 'paid' AND i.status = 'paid' THEN i.paid_at
-                 WHEN EXCLUDED.status = 'paid' THEN now()
-                 WHEN EXCLUDED.status = 'unpaid' THEN i.paid_at
-             END,
-             payment_url = EXCLUDED.payment_url,
-             from_billing = true,
-             updated_at = now()
-         WHERE (i.customer_id, i.amount, i.due_date, i.payment_url)
-               IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.amount, EXCLUDED.due_date, EXCLUDED.payment_url)
-            OR (EXCLUDED.status <> 'unpaid' AND i.status <> EXCLUDED.status)
-            OR NOT i.from_billing
-         RETURNING (xmax = 0) AS inserted",
+        .map(|r| StagedInvoice {
+            ord: ord(r.ord),
+            number: r.number,
+            ok: r.valid.is_some(),
+            customer_external_id: r.valid.map(|v| v.customer_external_id.as_str()),
+            amount: r.valid.map(|v| v.amount),
+            due_date: r.valid.map(|v| v.due_date),
+            status: r.valid.map(|v| v.status.as_str()),
+            payment_url: r.valid.and_then(|v| v.payment_url.as_deref()),
+        })
+        .collect();
+    diesel::copy_from(dunning_stage_invoices::table)
+        .from_insertable(&staged)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A staged row the merge left out: its key, a detail (the unknown customer's
+/// external id), and how many such rows there are in all.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LeftOut {
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub detail: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+}
+
+/// What a merge did, and the rows it left out (the first `keep` of each kind,
+/// in the order read, with the total count).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Every valid row is counted once (conflicts: see [`Origin`]).
+    pub counts: Counts,
+    /// Valid rows whose key an earlier row already had (the first row is used).
+    pub duplicates: Vec<LeftOut>,
+    pub duplicates_total: usize,
+    /// Invoices whose customer is not in the mirror (`detail`: its external id).
+    pub orphans: Vec<LeftOut>,
+    pub orphans_total: usize,
+    /// [`Origin::File`] only: invoices the file says are unpaid that are paid or
+    /// void here (kept so), in file order.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Where the staged invoices come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The billing source (`sync`): its payment links are mirrored, its invoices
+    /// are marked `from_billing` (voided when they disappear), and an invoice kept
+    /// paid against the source counts as unchanged (billing has not caught up yet).
+    Billing,
+    /// A CSV file (`import`): payment links and `from_billing` are left alone, and
+    /// an invoice kept paid against the file is a conflict, listed for the operator.
+    File,
+}
+
+fn total(rows: &[LeftOut]) -> usize {
+    rows.first()
+        .map_or(0, |r| usize::try_from(r.total).unwrap_or(0))
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count_of(conn: &mut PgConnection, sql: &str) -> Result<usize> {
+    let c: Count = diesel::sql_query(sql).get_result(conn)?;
+    Ok(usize::try_from(c.n).unwrap_or(0))
+}
+
+/// Merges the staged customers by external id (`import`'s rule: a row changes
+/// only when a value differs). Rows with an external id an earlier row had are
+/// left out as duplicates.
+pub fn merge_customers(conn: &mut PgConnection, keep: usize) -> Result<Merged> {
+    diesel::sql_query("ANALYZE dunning_stage_customers").execute(conn)?;
+    let duplicates: Vec<LeftOut> = diesel::sql_query(
+        "WITH d AS (
+             DELETE FROM dunning_stage_customers s USING dunning_stage_customers f
+             WHERE f.external_id = s.external_id AND f.ord < s.ord
+             RETURNING s.ord, s.external_id)
+         SELECT external_id AS key, NULL::text AS detail, count(*) OVER () AS total
+         FROM d ORDER BY ord LIMIT $1",
     )
-    .bind::<Array<Text>, _>(&numbers)
-    .bind::<Array<Text>, _>(&ext)
-    .bind::<Array<BigInt>, _>(&amounts)
-    .bind::<Array<SqlDate>, _>(&dues)
-    .bind::<Array<Text>, _>(&statuses)
-    .bind::<Array<Nullable<Text>>, _>(&urls)
+    .bind::<BigInt, _>(ord(keep as u64))
     .load(conn)?;
-    let created = done.iter().filter(|r| r.inserted).count();
-    Ok((
-        Counts {
+    let rows = count_of(conn, "SELECT count(*) AS n FROM dunning_stage_customers")?;
+    let updated = diesel::sql_query(
+        "UPDATE customers c SET name = s.name, email = s.email, phone = s.phone, updated_at = now()
+         FROM dunning_stage_customers s
+         WHERE c.external_id = s.external_id
+           AND (c.name, c.email, c.phone) IS DISTINCT FROM (s.name, s.email, s.phone)",
+    )
+    .execute(conn)?;
+    let created = diesel::sql_query(
+        "INSERT INTO customers (external_id, name, email, phone)
+         SELECT s.external_id, s.name, s.email, s.phone FROM dunning_stage_customers s
+         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.external_id = s.external_id)",
+    )
+    .execute(conn)?;
+    Ok(Merged {
+        counts: Counts {
             created,
-            updated: done.len() - created,
-            unchanged: ok.len() - done.len(),
-            // An invoice Dunning marked paid that billing still has unpaid is kept
-            // paid and counted as unchanged here (billing has not caught up yet).
+            updated,
+            unchanged: rows.saturating_sub(created + updated),
             conflicts: 0,
         },
-        orphans.into_iter().map(|r| r.number.clone()).collect(),
-    ))
+        duplicates_total: total(&duplicates),
+        duplicates,
+        ..Merged::default()
+    })
+}
+
+#[derive(QueryableByName)]
+struct Updated {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    /// Of which the status was kept against the row (conflicts).
+    #[diesel(sql_type = BigInt)]
+    kept: i64,
+}
+
+/// Merges the staged invoices by number with `import`'s rules: a `paid` or `void`
+/// invoice stays so when the row still says `unpaid` (a payment Dunning recorded
+/// is never reopened); a row changes only when a value differs. Left out: later
+/// rows with a number an earlier row had (duplicates) and rows whose customer is
+/// not in the mirror (orphans).
+pub fn merge_invoices(conn: &mut PgConnection, keep: usize, origin: Origin) -> Result<Merged> {
+    diesel::sql_query("ANALYZE dunning_stage_invoices").execute(conn)?;
+    let billing = origin == Origin::Billing;
+    let keep = ord(keep as u64);
+    let duplicates: Vec<LeftOut> = diesel::sql_query(
+        "WITH d AS (
+             DELETE FROM dunning_stage_invoices s USING dunning_stage_invoices f
+             WHERE f.number = s.number AND f.ord < s.ord
+             RETURNING s.ord, s.number, s.ok)
+         SELECT number AS key, NULL::text AS detail, count(*) OVER () AS total
+         FROM d WHERE ok ORDER BY ord LIMIT $1",
+    )
+    .bind::<BigInt, _>(keep)
+    .load(conn)?;
+    let orphans: Vec<LeftOut> = diesel::sql_query(
+        "SELECT s.number AS key, s.customer_external_id AS detail, count(*) OVER () AS total
+         FROM dunning_stage_invoices s
+         WHERE s.ok AND NOT EXISTS (
+             SELECT 1 FROM customers c WHERE c.external_id = s.customer_external_id)
+         ORDER BY s.ord LIMIT $1",
+    )
+    .bind::<BigInt, _>(keep)
+    .load(conn)?;
+    let conflicts: Vec<Conflict> = if billing {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT i.number, i.status
+             FROM dunning_stage_invoices s JOIN invoices i ON i.number = s.number
+             WHERE s.ok AND s.status = 'unpaid' AND i.status <> 'unpaid'
+             ORDER BY s.ord",
+        )
+        .load(conn)?
+    };
+    let orphans_total = total(&orphans);
+    let rows = count_of(
+        conn,
+        "SELECT count(*) AS n FROM dunning_stage_invoices WHERE ok",
+    )?
+    .saturating_sub(orphans_total);
+    // In RETURNING, i.status is the new status: still paid or void on a row that
+    // said unpaid means the status was kept.
+    let updated: Updated = diesel::sql_query(
+        "WITH u AS (
+             UPDATE invoices i SET
+                 customer_id = c.id,
+                 amount = s.amount,
+                 due_date = s.due_date,
+                 status = CASE WHEN s.status = 'unpaid' THEN i.status ELSE s.status END,
+                 paid_at = CASE
+                     WHEN s.status = 'paid' AND i.status = 'paid' THEN i.paid_at
+                     WHEN s.status = 'paid' THEN now()
+                     WHEN s.status = 'unpaid' THEN i.paid_at
+                 END,
+                 payment_url = CASE WHEN $1 THEN s.payment_url ELSE i.payment_url END,
+                 from_billing = i.from_billing OR $1,
+                 updated_at = now()
+             FROM dunning_stage_invoices s
+             JOIN customers c ON c.external_id = s.customer_external_id
+             WHERE s.ok AND i.number = s.number
+               AND ((i.customer_id, i.amount, i.due_date)
+                        IS DISTINCT FROM (c.id, s.amount, s.due_date)
+                    OR (s.status <> 'unpaid' AND i.status <> s.status)
+                    OR ($1 AND (i.payment_url IS DISTINCT FROM s.payment_url
+                                OR NOT i.from_billing)))
+             RETURNING s.status = 'unpaid' AND i.status <> 'unpaid' AS kept)
+         SELECT count(*) AS n, count(*) FILTER (WHERE kept) AS kept FROM u",
+    )
+    .bind::<Bool, _>(billing)
+    .get_result(conn)?;
+    let created = diesel::sql_query(
+        "INSERT INTO invoices (number, customer_id, amount, due_date, status, paid_at, payment_url, from_billing)
+         SELECT s.number, c.id, s.amount, s.due_date, s.status,
+                CASE WHEN s.status = 'paid' THEN now() END, s.payment_url, $1
+         FROM dunning_stage_invoices s JOIN customers c ON c.external_id = s.customer_external_id
+         WHERE s.ok AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.number = s.number)",
+    )
+    .bind::<Bool, _>(billing)
+    .execute(conn)?;
+    let all_updated = usize::try_from(updated.n).unwrap_or(0);
+    let counts = if billing {
+        Counts {
+            created,
+            updated: all_updated,
+            unchanged: rows.saturating_sub(created + all_updated),
+            conflicts: 0,
+        }
+    } else {
+        // A conflict counts once, as a conflict, whether its other columns changed or not.
+        let kept_updated = usize::try_from(updated.kept).unwrap_or(0);
+        Counts {
+            created,
+            updated: all_updated.saturating_sub(kept_updated),
+            unchanged: rows.saturating_sub(
+                created + all_updated + conflicts.len().saturating_sub(kept_updated),
+            ),
+            conflicts: conflicts.len(),
+        }
+    };
+    Ok(Merged {
+        counts,
+        duplicates_total: total(&duplicates),
+        duplicates,
+        orphans_total,
+        orphans,
+        conflicts,
+    })
 }
 
 /// After a full sync: marks `void` every unpaid invoice that an earlier sync wrote
@@ -171,9 +377,16 @@ pub fn void_missing(conn: &mut PgConnection) -> Result<usize> {
     Ok(diesel::sql_query(
         "UPDATE invoices i SET status = 'void', updated_at = now()
          WHERE i.from_billing AND i.status = 'unpaid'
-           AND NOT EXISTS (SELECT 1 FROM dunning_sync_invoices s WHERE s.k = i.number)",
+           AND NOT EXISTS (SELECT 1 FROM dunning_stage_invoices s WHERE s.number = i.number)",
     )
     .execute(conn)?)
+}
+
+/// After a sync that wrote many rows (a first sync): fresh planner statistics for
+/// the mirror, so that the run that follows does not plan on an empty table's.
+pub fn analyze(conn: &mut PgConnection) -> Result<()> {
+    diesel::sql_query("ANALYZE customers, invoices").execute(conn)?;
+    Ok(())
 }
 
 /// What one sync did, row by row.

@@ -61,6 +61,12 @@ impl Worker {
         job: &ClaimedJob,
         slot: Option<Slot>,
     ) -> Result<(), StoreError> {
+        // One message for several reminders (`DUNNING_GROUP=customer`).
+        if let Some(locked) = self.queue.lock_group(conn, job)? {
+            let done = self.work_group(conn, job, slot, locked);
+            let unlocked = self.queue.unlock_senders(conn);
+            return done.and(unlocked);
+        }
         let mut trace = Trace {
             started: Instant::now(),
             recipient: None,
@@ -255,7 +261,7 @@ impl Worker {
     }
 
     /// The wait before attempt `attempts + 1` (the last `--backoff` value repeats).
-    fn backoff(&self, attempts: i32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: i32) -> Duration {
         let idx = (attempts as usize).saturating_sub(1);
         let b = &self.cfg.backoff;
         b.get(idx).or(b.last()).copied().unwrap_or_default()
@@ -263,7 +269,7 @@ impl Worker {
 
     /// How long a channel-wide failure of `kind` pauses the channel: an hour at
     /// least for a used-up quota, which does not come back in minutes.
-    fn pause_for(&self, kind: dunning_channels::PauseKind) -> Duration {
+    pub(crate) fn pause_for(&self, kind: dunning_channels::PauseKind) -> Duration {
         match kind {
             dunning_channels::PauseKind::Quota => {
                 self.cfg.channel_pause.max(Duration::from_secs(3600))

@@ -10,6 +10,7 @@
 //! [`state`]; the few statements the DSL cannot express in [`sql`].
 
 mod gate;
+mod group;
 mod sql;
 mod state;
 
@@ -29,6 +30,7 @@ use crate::schema::jobs;
 use crate::{Result, StoreError};
 
 pub use gate::{Gate, Held, Slot, WhatsAppLimits, take_whatsapp_slot};
+pub use group::Member;
 pub use state::{
     ChannelState, Paused, Resumed, channel_states, heartbeat, pause_channel, resume_channel,
     worker_stopped,
@@ -145,6 +147,25 @@ pub enum Final {
     Skipped {
         reason: String,
     },
+}
+
+impl Final {
+    /// The ledger's status, recipient, provider message id and error for this state.
+    fn columns(&self) -> (&'static str, Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Final::Sent {
+                recipient,
+                provider_message_id,
+            } => (
+                "sent",
+                Some(recipient.as_str()),
+                provider_message_id.as_deref(),
+                None,
+            ),
+            Final::Failed { error } => ("failed", None, None, Some(error.as_str())),
+            Final::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
+        }
+    }
 }
 
 /// The lock class of [`sql::LOCK_SENDER`] per channel (any two numbers no other
@@ -268,19 +289,7 @@ impl JobQueue {
 
     /// Records a final state in the ledger and deletes the job, atomically.
     pub fn finish(&self, conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-        let (status, recipient, provider_id, error) = match outcome {
-            Final::Sent {
-                recipient,
-                provider_message_id,
-            } => (
-                "sent",
-                Some(recipient.as_str()),
-                provider_message_id.as_deref(),
-                None,
-            ),
-            Final::Failed { error } => ("failed", None, None, Some(error.as_str())),
-            Final::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
-        };
+        let (status, recipient, provider_id, error) = outcome.columns();
         diesel::sql_query(sql::FINISH)
             .bind::<BigInt, _>(job.id)
             .bind::<BigInt, _>(job.notification_id)

@@ -74,7 +74,8 @@ pub(crate) const TAKE_SLOT: &str = "UPDATE channel_state
 
 /// WhatsApp messages counted against this month's quota: sent in the month (`$1` to
 /// `$2`), plus jobs reserved by live workers (`$3`: `--retry-after` in seconds).
-pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(*) FROM notifications
+/// A message that carried several rows (`DUNNING_GROUP=customer`) counts once.
+pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(DISTINCT COALESCE(group_id, id)) FROM notifications
               WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
           + (SELECT count(*) FROM jobs
               WHERE channel = 'whatsapp' AND reserved_at >= now() - make_interval(secs => $3)) AS n";

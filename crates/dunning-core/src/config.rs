@@ -658,6 +658,9 @@ mod tests {
         assert_eq!(s.whatsapp_min_interval, Duration::from_secs(5));
         assert_eq!(s.send_window.to_string(), "08:00-20:00");
         assert_eq!(s.outbox_dir, PathBuf::from("storage/outbox"));
+        assert_eq!(s.group, Grouping::Invoice);
+        let grouped = settings(&[("DUNNING_GROUP", "Customer")]).unwrap();
+        assert_eq!(grouped.group, Grouping::Customer);
     }
 
     #[test]
@@ -712,6 +715,7 @@ mod tests {
                 &[("WHATSAPP_MIN_INTERVAL", "soon")],
                 "WHATSAPP_MIN_INTERVAL",
             ),
+            (&[("DUNNING_GROUP", "pelanggan")], "DUNNING_GROUP"),
         ];
         for (vars, var) in cases {
             let err = settings(vars).unwrap_err();

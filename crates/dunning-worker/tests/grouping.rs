@@ -424,3 +424,35 @@ fn a_worker_killed_while_recording_a_group_never_sends_a_part_twice_and_loses_no
         );
     }
 }
+
+#[test]
+fn the_workers_quota_counts_a_grouped_whatsapp_message_once() {
+    let db = TestDatabase::new();
+    let mut conn = db.conn();
+    seed(&mut conn);
+    // Siti's invoice comes later in the day (a sync at noon).
+    exec(&mut conn, "DELETE FROM invoices WHERE number = 'INV-C'");
+    let fonnte = FonnteFake::start();
+    let outbox = tempfile::tempdir().unwrap();
+    let mut env = env(&db, &fonnte, outbox.path(), "customer");
+    env.set("FONNTE_MONTHLY_QUOTA", "2");
+    schedule(&env, &[]);
+    drain(&env);
+    assert_eq!(fonnte.sent().len(), 1, "Budi's two invoices in one message");
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date)
+             VALUES ('INV-C', 2, 99000, DATE '{}')",
+            today() - time::Duration::days(3)
+        ),
+    );
+    schedule(&env, &[]);
+    // One message of the quota of 2 is used (it carried two rows): Siti's goes out.
+    drain(&env);
+    assert_eq!(fonnte.sent().len(), 2, "{:#?}", ledger(&mut conn));
+    let rows = ledger(&mut conn);
+    for r in rows.iter().filter(|r| r.channel == "whatsapp") {
+        assert_eq!(r.status, "sent", "{rows:#?}");
+    }
+}

@@ -456,3 +456,32 @@ fn the_workers_quota_counts_a_grouped_whatsapp_message_once() {
         assert_eq!(r.status, "sent", "{rows:#?}");
     }
 }
+
+#[test]
+fn each_invoice_of_a_grouped_message_carries_its_own_payment_link() {
+    let db = TestDatabase::new();
+    let mut conn = db.conn();
+    seed(&mut conn);
+    let fonnte = FonnteFake::start();
+    let outbox = tempfile::tempdir().unwrap();
+    let mut env = env(&db, &fonnte, outbox.path(), "customer");
+    env.set("PAYMENT_LINK", "template");
+    env.set(
+        "PAYMENT_URL_TEMPLATE",
+        "https://billing.example.id/bayar/{number}",
+    );
+    schedule(&env, &[]);
+    drain(&env);
+    let was = whatsapps(&fonnte);
+    let budi = was
+        .iter()
+        .find(|w| w.1.contains("Halo Budi"))
+        .unwrap_or_else(|| panic!("{was:#?}"));
+    for want in [
+        "1. Tagihan INV-B sebesar Rp 250.000 jatuh tempo besok",
+        "   Bayar: https://billing.example.id/bayar/INV-B\n2. Tagihan INV-A",
+        "   Bayar: https://billing.example.id/bayar/INV-A\n\nTotal: Rp 400.000",
+    ] {
+        assert!(budi.1.contains(want), "{want:?} missing from:\n{}", budi.1);
+    }
+}

@@ -319,6 +319,30 @@ pub struct Settings {
     pub whatsapp: WhatsAppDriver,
     pub fonnte_monthly_quota: u32,
     pub whatsapp_min_interval: Duration,
+    /// One message per invoice or per customer (`DUNNING_GROUP`).
+    pub group: Grouping,
+}
+
+/// What one reminder message covers (`DUNNING_GROUP`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Grouping {
+    /// One message per invoice, stage and channel (the seed's text).
+    #[default]
+    Invoice,
+    /// One message per customer, channel and run date, listing all of that
+    /// customer's reminders due on the day.
+    Customer,
+}
+
+impl std::str::FromStr for Grouping {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.to_ascii_lowercase().as_str() {
+            "invoice" => Ok(Grouping::Invoice),
+            "customer" => Ok(Grouping::Customer),
+            _ => Err(()),
+        }
+    }
 }
 
 /// Every variable `Settings` reads, for documentation checks.
@@ -346,6 +370,7 @@ pub const VARIABLES: &[&str] = &[
     "FONNTE_MONTHLY_QUOTA",
     "WHATSAPP_MIN_INTERVAL",
     "MAIL_TLS_CA_FILE",
+    "DUNNING_GROUP",
 ];
 
 struct Reader<F> {
@@ -591,6 +616,11 @@ impl Settings {
                 "a whole number of messages per month, e.g. 1000",
             )?,
             whatsapp_min_interval: r.seconds("WHATSAPP_MIN_INTERVAL", 5)?,
+            group: r.parsed(
+                "DUNNING_GROUP",
+                Grouping::Invoice,
+                "use invoice (one message per invoice) or customer (one message per customer listing all its invoices due that day)",
+            )?,
         })
     }
 
@@ -628,6 +658,9 @@ mod tests {
         assert_eq!(s.whatsapp_min_interval, Duration::from_secs(5));
         assert_eq!(s.send_window.to_string(), "08:00-20:00");
         assert_eq!(s.outbox_dir, PathBuf::from("storage/outbox"));
+        assert_eq!(s.group, Grouping::Invoice);
+        let grouped = settings(&[("DUNNING_GROUP", "Customer")]).unwrap();
+        assert_eq!(grouped.group, Grouping::Customer);
     }
 
     #[test]
@@ -682,6 +715,7 @@ mod tests {
                 &[("WHATSAPP_MIN_INTERVAL", "soon")],
                 "WHATSAPP_MIN_INTERVAL",
             ),
+            (&[("DUNNING_GROUP", "pelanggan")], "DUNNING_GROUP"),
         ];
         for (vars, var) in cases {
             let err = settings(vars).unwrap_err();

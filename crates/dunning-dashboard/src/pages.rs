@@ -269,14 +269,11 @@ fn whatsapp_forecast(
             lines: false,
             host: "dunning-web (forecast)",
             backfill: run_date != today,
+            group: settings.group,
         },
     )?;
-    Ok(report
-        .groups
-        .iter()
-        .filter(|g| g.whatsapp == Some(scheduling::Outcome::Dispatched))
-        .map(|g| g.invoices)
-        .sum())
+    // Messages, not invoices (DUNNING_GROUP=customer: one per customer).
+    Ok(report.messages.whatsapp)
 }
 
 #[derive(Debug, Deserialize)]

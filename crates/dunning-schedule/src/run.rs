@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use dunning_core::calendar::{Calendar, Quiet};
+use dunning_core::config::Grouping;
 use dunning_core::message::customer_label;
 use dunning_core::{Settings, Stage};
 use dunning_store::scheduling::{self, Group, Line, Outcome, Report, Request};
@@ -62,6 +63,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
             lines: !(args.quiet || args.json),
             host: &host,
             backfill,
+            group: settings.group,
         },
         &quiet_days,
     )?;
@@ -177,6 +179,8 @@ struct Totals {
     found: i64,
     dispatched: i64,
     skipped: i64,
+    /// Invoices with a job per channel (with `DUNNING_GROUP=customer` several
+    /// share one message: [`Report::messages`] counts messages).
     email_jobs: i64,
     whatsapp_jobs: i64,
     /// Reminders (invoice·channel) held by a pause, and by an opt-out.
@@ -371,23 +375,32 @@ fn render_text(
             m.skip, all.held_paused, all.held_opted_out
         );
     }
+    // Messages, not invoices: with DUNNING_GROUP=customer one carries several.
+    let msgs = report.messages;
     let _ = writeln!(
         out,
         "   {} Email: {}   {} WhatsApp: {}   (run date {run_date}, {})",
-        m.email, all.email_jobs, m.whatsapp, all.whatsapp_jobs, settings.zone
+        m.email, msgs.email, m.whatsapp, msgs.whatsapp, settings.zone
     );
+    if settings.group == Grouping::Customer {
+        let _ = writeln!(
+            out,
+            "   {} One message per customer (DUNNING_GROUP=customer): {} email and {} WhatsApp reminders in {} email and {} WhatsApp messages",
+            m.info, all.email_jobs, all.whatsapp_jobs, msgs.email, msgs.whatsapp
+        );
+    }
     if let Some(q) = quota {
         let remaining = (q.limit - q.sent).max(0);
         let _ = writeln!(
             out,
             "   {} WhatsApp quota: {} sent this month, {} of {} left; this run uses {}",
-            m.whatsapp, q.sent, remaining, q.limit, all.whatsapp_jobs
+            m.whatsapp, q.sent, remaining, q.limit, msgs.whatsapp
         );
-        if all.whatsapp_jobs > remaining {
+        if msgs.whatsapp > remaining {
             let _ = writeln!(
                 out,
                 "   {} This run needs {} WhatsApp messages but only {} remain this month (FONNTE_MONTHLY_QUOTA={}): the rest will wait for next month. Upgrade the Fonnte package or raise FONNTE_MONTHLY_QUOTA.",
-                m.warn, all.whatsapp_jobs, remaining, q.limit
+                m.warn, msgs.whatsapp, remaining, q.limit
             );
         }
     }
@@ -434,15 +447,17 @@ fn summary_json(
             "found": all.found,
             "dispatched": all.dispatched,
             "skipped": all.skipped,
-            "jobs": { "email": all.email_jobs, "whatsapp": all.whatsapp_jobs },
+            "jobs": { "email": report.messages.email, "whatsapp": report.messages.whatsapp },
+            "reminders": { "email": all.email_jobs, "whatsapp": all.whatsapp_jobs },
+            "group": match settings.group { Grouping::Invoice => "invoice", Grouping::Customer => "customer" },
             "held": { "paused": all.held_paused, "opted_out": all.held_opted_out },
         },
         "whatsapp_quota": quota.map(|q| json!({
             "limit": q.limit,
             "sent_this_month": q.sent,
             "remaining": (q.limit - q.sent).max(0),
-            "this_run": all.whatsapp_jobs,
-            "exceeded": all.whatsapp_jobs > (q.limit - q.sent).max(0),
+            "this_run": report.messages.whatsapp,
+            "exceeded": report.messages.whatsapp > (q.limit - q.sent).max(0),
         })),
     })
 }

@@ -11,6 +11,7 @@ use diesel::sql_types::{Array, BigInt, Date as SqlDate, Integer, Nullable, Text}
 use time::{Date, Duration};
 
 use dunning_core::Stage;
+use dunning_core::config::Grouping;
 
 use crate::Result;
 use crate::schema::schedule_runs;
@@ -136,6 +137,8 @@ pub struct Request<'a> {
     /// A run for another day than the local today (`--date`): recorded with
     /// `schedule_runs.backfill`, so it never counts as the day's cron run.
     pub backfill: bool,
+    /// One job per ledger row, or one per customer and channel (`DUNNING_GROUP`).
+    pub group: Grouping,
 }
 
 /// The scheduler's result.
@@ -149,6 +152,16 @@ pub struct Report {
     pub lines: Vec<Line>,
     /// Invoice counts per stage day and outcome combination (always filled).
     pub groups: Vec<Group>,
+    /// Messages queued (jobs) per channel: one per invoice, or one per customer
+    /// with `DUNNING_GROUP=customer`. What the WhatsApp quota is counted in.
+    pub messages: Messages,
+}
+
+/// Messages a run queued (or, dry, would queue) per channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Messages {
+    pub email: i64,
+    pub whatsapp: i64,
 }
 
 #[derive(QueryableByName)]
@@ -253,13 +266,14 @@ SELECT c.*,
            OR c.invoice_id IN (SELECT invoice_id FROM pauses WHERE starts_on <= $4 AND until >= $4)
          THEN 'paused'
     END AS hold,
-    NULL::text AS inserted
+    NULL::text AS inserted, NULL::bigint AS notification_id
 FROM cand c
 ";
 
 /// The ledger rows and jobs for the candidates nothing holds back (`$1` the run date,
-/// `$2` the queue). `ON CONFLICT DO NOTHING` makes a concurrent run's rows win; each
-/// candidate that got a row is marked with its status.
+/// `$2` the queue; `$3` true: no jobs, [`GROUP_JOBS`] queues them per customer).
+/// `ON CONFLICT DO NOTHING` makes a concurrent run's rows win; each candidate that
+/// got a row is marked with its status and the row's id.
 const INSERT: &str = "
 WITH ins AS (
     INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date, recipient, status, error)
@@ -272,10 +286,46 @@ WITH ins AS (
     RETURNING id, invoice_id, channel, status
 ), queued AS (
     INSERT INTO jobs (queue, notification_id, channel)
-    SELECT $2, id, channel FROM ins WHERE status = 'queued'
+    SELECT $2, id, channel FROM ins WHERE status = 'queued' AND NOT $3
 )
-UPDATE schedule_candidates c SET inserted = ins.status
+UPDATE schedule_candidates c SET inserted = ins.status, notification_id = ins.id
 FROM ins WHERE ins.invoice_id = c.invoice_id AND ins.channel = c.channel
+";
+
+/// `DUNNING_GROUP=customer`: the rows this run queued, per customer and channel, go
+/// out as one message. Each group of two or more is linked to its lead row (the
+/// lowest id, which points at itself) and one job per group names the lead (`$1` the
+/// queue). Rows of one customer queued by an earlier run today stay in their own
+/// message: a row is never moved into another message once its job exists.
+const GROUP_JOBS: &str = "
+WITH g AS (
+    SELECT notification_id AS id, channel,
+           min(notification_id) OVER w AS lead, count(*) OVER w AS size
+    FROM schedule_candidates
+    WHERE inserted = 'queued'
+    WINDOW w AS (PARTITION BY customer_id, channel)
+), linked AS (
+    UPDATE notifications n SET group_id = g.lead FROM g WHERE n.id = g.id AND g.size > 1
+)
+INSERT INTO jobs (queue, notification_id, channel)
+SELECT $1, id, channel FROM g WHERE id = lead
+";
+
+#[derive(QueryableByName)]
+struct MessagesRow {
+    #[diesel(sql_type = BigInt)]
+    email: i64,
+    #[diesel(sql_type = BigInt)]
+    whatsapp: i64,
+}
+
+/// The messages queued per channel (`$1` true: one per customer).
+const MESSAGES: &str = "
+SELECT count(DISTINCT CASE WHEN $1 THEN customer_id ELSE invoice_id END)
+           FILTER (WHERE channel = 'email') AS email,
+       count(DISTINCT CASE WHEN $1 THEN customer_id ELSE invoice_id END)
+           FILTER (WHERE channel = 'whatsapp') AS whatsapp
+FROM schedule_candidates WHERE inserted = 'queued'
 ";
 
 /// One row per invoice with the outcome on each channel; finished by the caller's
@@ -462,10 +512,24 @@ pub fn schedule_around(
         // size of a table that has no statistics (a join it guesses wrong is quadratic).
         diesel::sql_query("CREATE UNIQUE INDEX ON schedule_candidates (invoice_id, channel)")
             .execute(conn)?;
+        let grouped = req.group == Grouping::Customer;
         diesel::sql_query(INSERT)
             .bind::<SqlDate, _>(req.run_date)
             .bind::<Text, _>(req.queue.to_owned())
+            .bind::<diesel::sql_types::Bool, _>(grouped)
             .execute(conn)?;
+        if grouped {
+            diesel::sql_query(GROUP_JOBS)
+                .bind::<Text, _>(req.queue.to_owned())
+                .execute(conn)?;
+        }
+        let m: MessagesRow = diesel::sql_query(MESSAGES)
+            .bind::<diesel::sql_types::Bool, _>(grouped)
+            .get_result(conn)?;
+        report.messages = Messages {
+            email: m.email,
+            whatsapp: m.whatsapp,
+        };
         let statement = |tail: &str| diesel::sql_query(format!("{OUTCOMES} {tail}"));
         if req.lines {
             let rows: Vec<Row> = statement(
@@ -582,7 +646,7 @@ impl From<crate::StoreError> for DryRun {
     }
 }
 
-/// The number of WhatsApp messages sent in the local calendar month containing
+/// The number of WhatsApp messages (not ledger rows) sent in the local calendar month containing
 /// `today` (`offset` is the zone's UTC offset), for the monthly quota.
 pub fn whatsapp_sent_this_month(
     conn: &mut PgConnection,
@@ -591,12 +655,15 @@ pub fn whatsapp_sent_this_month(
 ) -> Result<i64> {
     let (from, to) = dunning_core::zone::month_bounds(today, offset);
     use crate::schema::notifications::dsl as n;
+    // One message may carry several rows (`DUNNING_GROUP=customer`): count messages.
     Ok(n::notifications
         .filter(n::channel.eq("whatsapp"))
         .filter(n::status.eq("sent"))
         .filter(n::sent_at.ge(from))
         .filter(n::sent_at.lt(to))
-        .count()
+        .select(diesel::dsl::sql::<BigInt>(
+            "count(DISTINCT COALESCE(group_id, id))",
+        ))
         .get_result(conn)?)
 }
 

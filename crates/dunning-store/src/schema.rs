@@ -76,6 +76,7 @@ diesel::table! {
         reply_id -> Nullable<Int8>,
         body -> Nullable<Text>,
         link_error -> Nullable<Text>,
+        group_id -> Nullable<Int8>,
     }
 }
 

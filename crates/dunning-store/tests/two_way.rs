@@ -96,6 +96,7 @@ fn run(conn: &mut PgConnection, day: Date) -> scheduling::Report {
             lines: true,
             host: "test",
             backfill: false,
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .unwrap()

@@ -136,6 +136,7 @@ impl World {
                 lines: true,
                 host: "test",
                 backfill: day != today(),
+                group: dunning_core::config::Grouping::Invoice,
             },
         )
         .unwrap()

@@ -56,6 +56,7 @@ fn schedule(conn: &mut PgConnection, stage: &str, run_date: Date) {
             lines: false,
             host: "test",
             backfill: run_date != today(),
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .unwrap();

@@ -61,6 +61,11 @@ impl Worker {
         job: &ClaimedJob,
         slot: Option<Slot>,
     ) -> Result<(), StoreError> {
+        // One message for several reminders (`DUNNING_GROUP=customer`).
+        if job.grouped {
+            let done = self.work_group(conn, job, slot);
+            return done.and(self.unlock_senders(conn, job));
+        }
         let mut trace = Trace {
             started: Instant::now(),
             recipient: None,
@@ -114,11 +119,15 @@ impl Worker {
                 Ok(())
             }
         };
-        // The sender lock ends once the outcome is recorded (or the job handed back).
-        if job.sender == SenderLock::Taken {
-            done.and(self.queue.unlock_senders(conn))
-        } else {
-            done
+        done.and(self.unlock_senders(conn, job))
+    }
+
+    /// Ends the sender locks of `job`'s claim, once its outcome is recorded (or the
+    /// job handed back).
+    fn unlock_senders(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<(), StoreError> {
+        match job.sender {
+            SenderLock::NoInvoice => Ok(()),
+            SenderLock::Taken | SenderLock::Busy => self.queue.unlock_senders(conn),
         }
     }
 
@@ -259,7 +268,7 @@ impl Worker {
     }
 
     /// The wait before attempt `attempts + 1` (the last `--backoff` value repeats).
-    fn backoff(&self, attempts: i32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: i32) -> Duration {
         let idx = (attempts as usize).saturating_sub(1);
         let b = &self.cfg.backoff;
         b.get(idx).or(b.last()).copied().unwrap_or_default()
@@ -267,7 +276,7 @@ impl Worker {
 
     /// How long a channel-wide failure of `kind` pauses the channel: an hour at
     /// least for a used-up quota, which does not come back in minutes.
-    fn pause_for(&self, kind: dunning_channels::PauseKind) -> Duration {
+    pub(crate) fn pause_for(&self, kind: dunning_channels::PauseKind) -> Duration {
         match kind {
             dunning_channels::PauseKind::Quota => {
                 self.cfg.channel_pause.max(Duration::from_secs(3600))

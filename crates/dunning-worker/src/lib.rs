@@ -12,6 +12,7 @@ mod billing;
 mod budget;
 pub mod cli;
 mod gate;
+mod group;
 mod idle;
 mod job;
 mod pauses;

@@ -82,6 +82,8 @@ impl Worker {
         let Some(d) = self
             .queue
             .recheck(conn, job, today, self.cfg.zone.day_bounds(now))?
+            .into_iter()
+            .find(|d| d.notification_id == job.notification_id)
         else {
             return Ok(Verdict::Skip("the ledger row is gone".into()));
         };
@@ -117,7 +119,7 @@ impl Worker {
     /// Why `d` must not go out, if it must not: the invoice is settled, the row is
     /// final already, the channel had a reminder today, the due date passed a
     /// "will be due" reminder, the customer has no contact.
-    fn reason_not_to_send(
+    pub(crate) fn reason_not_to_send(
         &self,
         d: &Delivery,
         job: &ClaimedJob,
@@ -185,7 +187,7 @@ impl Worker {
     /// that cannot be had costs the reminder its link, never the reminder: the error
     /// is kept on the ledger row (`link_error`, counted by `stats` and `failed`) and
     /// logged; a later attempt that gets its link clears it.
-    fn payment_link(
+    pub(crate) fn payment_link(
         &self,
         conn: &mut PgConnection,
         d: &Delivery,

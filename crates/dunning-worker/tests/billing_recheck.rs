@@ -112,6 +112,7 @@ fn setup() -> (TestMariaDb, TestDatabase) {
             lines: false,
             host: "test",
             backfill: false,
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .unwrap();

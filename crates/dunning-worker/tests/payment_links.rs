@@ -98,6 +98,7 @@ fn setup() -> TestDatabase {
             lines: false,
             host: "test",
             backfill: false,
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .unwrap();

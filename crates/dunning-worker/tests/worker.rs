@@ -137,6 +137,7 @@ fn setup(n: i64) -> Setup {
             lines: false,
             host: "test",
             backfill: false,
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .unwrap();

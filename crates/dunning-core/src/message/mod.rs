@@ -71,6 +71,26 @@ pub struct InvoiceFacts {
     pub due_date: Date,
 }
 
+/// One reminder of a grouped message ([`Templates::render_group`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupItem {
+    pub stage: Stage,
+    pub facts: InvoiceFacts,
+    pub payment_url: Option<String>,
+}
+
+/// How a grouped message words one reminder's stage: before the due date, due
+/// tomorrow, due today, overdue.
+fn stage_wording(stage: Stage, due_date: Date) -> String {
+    let date = tanggal(due_date);
+    match stage.offset_days() {
+        -1 => format!("jatuh tempo besok, {date}"),
+        0 => format!("jatuh tempo hari ini, {date}"),
+        d if d < 0 => format!("akan jatuh tempo pada {date}"),
+        _ => format!("telah melewati jatuh tempo pada {date}"),
+    }
+}
+
 /// A rendered message. `subject` (one line) is used by email only; `body` is plain
 /// text with `\n` line ends and no trailing newline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +222,8 @@ const BUILTIN_DUE_TODAY: &str = include_str!("../../templates/due_today.txt");
 const BUILTIN_OVERDUE: &str = include_str!("../../templates/overdue.txt");
 const BUILTIN_SUBJECT_BEFORE_DUE: &str = include_str!("../../templates/before_due.subject.txt");
 const BUILTIN_SUBJECT_OVERDUE: &str = include_str!("../../templates/overdue.subject.txt");
+const BUILTIN_GROUPED: &str = include_str!("../../templates/grouped.txt");
+const BUILTIN_SUBJECT_GROUPED: &str = include_str!("../../templates/grouped.subject.txt");
 const BUILTIN_RECEIPT: &str = include_str!("../../templates/receipt.txt");
 const BUILTIN_SUBJECT_RECEIPT: &str = include_str!("../../templates/receipt.subject.txt");
 
@@ -299,6 +321,8 @@ impl Templates {
             (builtin_name(Part::Subject, -1), BUILTIN_SUBJECT_BEFORE_DUE),
             (builtin_name(Part::Subject, 1), BUILTIN_SUBJECT_OVERDUE),
             (RECEIPT_BODY, BUILTIN_RECEIPT),
+            (GROUPED_BODY, BUILTIN_GROUPED),
+            (GROUPED_SUBJECT, BUILTIN_SUBJECT_GROUPED),
             (RECEIPT_SUBJECT, BUILTIN_SUBJECT_RECEIPT),
         ] {
             env.add_template_owned(name, normalize(source))
@@ -381,6 +405,62 @@ impl Templates {
         Ok(Rendered {
             subject: clean::one_line(&render(RECEIPT_SUBJECT)?, usize::MAX),
             body: render(RECEIPT_BODY)?.trim_end().to_owned(),
+        })
+    }
+
+    /// One message for several reminders of one customer (`DUNNING_GROUP=customer`,
+    /// built-in text): each invoice with its number, amount, due date and stage
+    /// wording, its payment link if it has one, then the total. The subject names
+    /// the count ("Pengingat Pembayaran 2 Tagihan"). `items` in the order listed.
+    pub fn render_group(
+        &self,
+        channel: Channel,
+        customer_name: &str,
+        items: &[GroupItem],
+    ) -> Result<Rendered, TemplateError> {
+        let reminders: Vec<Value> = items
+            .iter()
+            .map(|it| {
+                let url = it
+                    .payment_url
+                    .as_deref()
+                    .map_or_else(String::new, |u| clean::one_line(u, usize::MAX));
+                context! {
+                    invoice_number => clean::one_line(&it.facts.invoice_number, MAX_FIELD_CHARS),
+                    amount => rupiah(it.facts.amount),
+                    amount_raw => it.facts.amount,
+                    due_date => tanggal(it.facts.due_date),
+                    due_date_iso => it.facts.due_date.to_string(),
+                    stage => it.stage.to_string(),
+                    overdue => it.stage.is_overdue(),
+                    wording => stage_wording(it.stage, it.facts.due_date),
+                    payment_url => url,
+                }
+            })
+            .collect();
+        let total: i64 = items.iter().map(|it| it.facts.amount).sum();
+        let ctx = context! {
+            customer_name => customer_display_name(customer_name),
+            count => items.len(),
+            total => rupiah(total),
+            total_raw => total,
+            overdue => items.iter().any(|it| it.stage.is_overdue()),
+            reminders => reminders,
+            channel => channel.as_str(),
+            company_name => self.company_name.as_str(),
+        };
+        let render = |name: &str| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| TemplateError::Render {
+                    origin: format!("{BUILT_IN} {name}"),
+                    detail: detail(&e),
+                })
+        };
+        Ok(Rendered {
+            subject: clean::one_line(&render(GROUPED_SUBJECT)?, usize::MAX),
+            body: render(GROUPED_BODY)?.trim_end().to_owned(),
         })
     }
 
@@ -554,6 +634,8 @@ impl Templates {
 }
 
 const RECEIPT_BODY: &str = "built-in/receipt.txt";
+const GROUPED_BODY: &str = "built-in/grouped.txt";
+const GROUPED_SUBJECT: &str = "built-in/grouped.subject.txt";
 const RECEIPT_SUBJECT: &str = "built-in/receipt.subject.txt";
 
 /// Name of a built-in template in the environment, by part and the stage's side of

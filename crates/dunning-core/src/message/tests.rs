@@ -632,3 +632,63 @@ fn non_utf8_template_is_a_read_error_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn a_grouped_message_lists_each_invoice_with_its_stage_wording_and_link_then_the_total() {
+    let t = Templates::builtin("Wikarta Provider");
+    let item = |number: &str, amount: i64, due: time::Date, s: &str, url: Option<&str>| GroupItem {
+        stage: stage(s),
+        facts: InvoiceFacts {
+            customer_name: "Budi\nSantoso".into(),
+            invoice_number: number.into(),
+            amount,
+            due_date: due,
+        },
+        payment_url: url.map(str::to_owned),
+    };
+    let items = [
+        item(
+            "INV-1",
+            250_000,
+            date!(2025 - 11 - 12),
+            "T+3",
+            Some("https://pay.example.id/1"),
+        ),
+        item("INV-2", 150_000, date!(2025 - 11 - 15), "T+0", None),
+        item("INV-3", 1_000_000, date!(2025 - 11 - 16), "T-1", None),
+        item(
+            "INV-4",
+            99_000,
+            date!(2025 - 11 - 22),
+            "T-7",
+            Some("https://pay.example.id/4"),
+        ),
+    ];
+    let r = t
+        .render_group(Channel::WhatsApp, "Budi\nSantoso", &items)
+        .unwrap();
+    assert_eq!(r.subject, "Peringatan Tunggakan 4 Tagihan ⚠️");
+    assert_eq!(
+        r.body,
+        "Halo Budi Santoso,
+
+Kami ingin mengingatkan 4 tagihan Anda yang belum dibayar:
+1. Tagihan INV-1 sebesar Rp 250.000 telah melewati jatuh tempo pada 12 November 2025.
+   Bayar: https://pay.example.id/1
+2. Tagihan INV-2 sebesar Rp 150.000 jatuh tempo hari ini, 15 November 2025.
+3. Tagihan INV-3 sebesar Rp 1.000.000 jatuh tempo besok, 16 November 2025.
+4. Tagihan INV-4 sebesar Rp 99.000 akan jatuh tempo pada 22 November 2025.
+   Bayar: https://pay.example.id/4
+
+Total: Rp 1.499.000
+Mohon segera menyelesaikan pembayaran agar layanan Anda tetap aktif tanpa gangguan.
+
+Jika Anda sudah melakukan pembayaran, abaikan pesan ini.
+Terima kasih atas kerja sama dan kepercayaannya.
+
+Salam,
+Tim Wikarta Provider"
+    );
+    let before = t.render_group(Channel::Email, "Budi", &items[2..]).unwrap();
+    assert_eq!(before.subject, "Pengingat Pembayaran 2 Tagihan 🕒");
+}

@@ -21,7 +21,7 @@ use dunning_store::ops::history::{self, RECOVERY_DAYS, Recovery};
 use dunning_store::ops::report::{self, GatewayPaid};
 use dunning_store::ops::stats::{self, ChannelStatus};
 use dunning_store::ops::{health, test_dunning};
-use dunning_store::scheduling::{self, Outcome, Request};
+use dunning_store::scheduling::{self, Request};
 use serde_json::json;
 use time::{Date, Duration, OffsetDateTime};
 
@@ -183,14 +183,11 @@ fn month_forecast(
                 lines: false,
                 host: &host,
                 backfill: true,
+                group: settings.group,
             },
         )?;
-        total += report
-            .groups
-            .iter()
-            .filter(|g| g.whatsapp == Some(Outcome::Dispatched))
-            .map(|g| g.invoices)
-            .sum::<i64>();
+        // Messages, not invoices (DUNNING_GROUP=customer: one per customer).
+        total += report.messages.whatsapp;
     }
     Ok(total)
 }

@@ -10,6 +10,7 @@
 //! [`state`]; the few statements the DSL cannot express in [`sql`].
 
 mod gate;
+mod group;
 mod sql;
 mod state;
 
@@ -53,8 +54,11 @@ pub struct ClaimedJob {
     pub channel: Channel,
     /// Attempts including this one.
     pub attempts: i32,
-    /// The sender lock the claim took for the job's invoice on its channel.
+    /// The sender lock the claim took for the job's invoice (every invoice of its
+    /// group) on its channel.
     pub sender: SenderLock,
+    /// The job leads a group of reminders sent as one message (`DUNNING_GROUP=customer`).
+    pub grouped: bool,
 }
 
 /// One worker at a time sends to an invoice on a channel, across all workers:
@@ -67,7 +71,9 @@ pub struct ClaimedJob {
 pub enum SenderLock {
     /// This worker holds it.
     Taken,
-    /// Another worker is sending to this invoice on this channel right now.
+    /// Another worker is sending to this invoice (one of the group's) on this
+    /// channel right now. Locks the claim did take are held until the job is handed
+    /// back.
     Busy,
     /// The job has no invoice (an answer to a reply): nothing to lock.
     NoInvoice,
@@ -88,6 +94,9 @@ impl SenderLock {
 /// before the send.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct Delivery {
+    /// The ledger row.
+    #[diesel(sql_type = BigInt)]
+    pub notification_id: i64,
     #[diesel(sql_type = Text)]
     stage: String,
     /// The ledger row's status (`queued` unless a duplicate job finished it).
@@ -191,6 +200,25 @@ pub enum Final {
     },
 }
 
+impl Final {
+    /// The ledger's status, recipient, provider message id and error for this state.
+    fn columns(&self) -> (&'static str, Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Final::Sent {
+                recipient,
+                provider_message_id,
+            } => (
+                "sent",
+                Some(recipient.as_str()),
+                provider_message_id.as_deref(),
+                None,
+            ),
+            Final::Failed { error } => ("failed", None, None, Some(error.as_str())),
+            Final::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
+        }
+    }
+}
+
 /// The advisory lock class of [`SenderLock`] per channel (any two numbers no other
 /// user of the database takes).
 fn sender_lock_class(channel: Channel) -> i32 {
@@ -232,14 +260,19 @@ impl JobQueue {
             .limit(1)
             .for_update()
             .skip_locked();
-        // NULL without an invoice (pg_try_advisory_lock is strict).
-        let sender_lock = fragment::<Nullable<Bool>>("pg_try_advisory_lock(")
+        // Every invoice of the job (its own, or its group's); NULL without an invoice.
+        let sender_lock = fragment::<Nullable<Bool>>("(SELECT bool_and(pg_try_advisory_lock(")
             .bind::<Integer, _>(sender_lock_class(channel))
             .sql(
-                ", (SELECT (n.invoice_id & 2147483647)::integer FROM notifications n
-                    WHERE n.id = jobs.notification_id))",
+                ", (n.invoice_id & 2147483647)::integer)) FROM notifications n
+              WHERE (n.id = jobs.notification_id OR n.group_id = jobs.notification_id)
+                AND n.invoice_id IS NOT NULL)",
             );
-        let row: Option<(i64, i64, String, i32, Option<bool>)> = diesel::update(jobs::table)
+        let grouped = fragment::<Bool>(
+            "EXISTS (SELECT 1 FROM notifications g WHERE g.id = jobs.notification_id
+                                                   AND g.group_id IS NOT NULL)",
+        );
+        let row: Option<(i64, i64, String, i32, Option<bool>, bool)> = diesel::update(jobs::table)
             .filter(jobs::id.eq_any(next))
             .set((
                 jobs::reserved_at.eq(now),
@@ -252,21 +285,25 @@ impl JobQueue {
                 jobs::channel,
                 jobs::attempts,
                 sender_lock,
+                grouped,
             ))
             .get_result(conn)
             .optional()?;
-        row.map(|(id, notification_id, channel, attempts, locked)| {
-            Ok(ClaimedJob {
-                id,
-                notification_id,
-                channel: channel.parse().map_err(|_| StoreError::UnknownValue {
-                    column: "jobs.channel",
-                    value: channel,
-                })?,
-                attempts,
-                sender: SenderLock::from_db(locked),
-            })
-        })
+        row.map(
+            |(id, notification_id, channel, attempts, locked, grouped)| {
+                Ok(ClaimedJob {
+                    id,
+                    notification_id,
+                    channel: channel.parse().map_err(|_| StoreError::UnknownValue {
+                        column: "jobs.channel",
+                        value: channel,
+                    })?,
+                    attempts,
+                    sender: SenderLock::from_db(locked),
+                    grouped,
+                })
+            },
+        )
         .transpose()
     }
 
@@ -276,23 +313,23 @@ impl JobQueue {
         Ok(())
     }
 
-    /// Reads `job`'s ledger row, invoice, the customer's current contact and any
-    /// hold right before the send ([`sql::RECHECK`]); `today` is the local day and
-    /// `bounds` its UTC bounds. No row is locked. `None`: the ledger row is gone.
+    /// Reads `job`'s ledger rows (its own, or its group's), their invoices, the
+    /// customer's current contact and any hold right before the send
+    /// ([`sql::RECHECK`]); `today` is the local day and `bounds` its UTC bounds. No
+    /// row is locked. Empty: the ledger row is gone.
     pub fn recheck(
         &self,
         conn: &mut PgConnection,
         job: &ClaimedJob,
         today: Date,
         bounds: (OffsetDateTime, OffsetDateTime),
-    ) -> Result<Option<Delivery>> {
+    ) -> Result<Vec<Delivery>> {
         Ok(diesel::sql_query(sql::RECHECK)
             .bind::<BigInt, _>(job.notification_id)
             .bind::<Timestamptz, _>(bounds.0)
             .bind::<Timestamptz, _>(bounds.1)
             .bind::<SqlDate, _>(today)
-            .get_result(conn)
-            .optional()?)
+            .load(conn)?)
     }
 
     /// `job`'s answer to a customer's reply, when it is one (`None`: a reminder, or
@@ -306,19 +343,7 @@ impl JobQueue {
 
     /// Records a final state in the ledger and deletes the job, atomically.
     pub fn finish(&self, conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-        let (status, recipient, provider_id, error) = match outcome {
-            Final::Sent {
-                recipient,
-                provider_message_id,
-            } => (
-                "sent",
-                Some(recipient.as_str()),
-                provider_message_id.as_deref(),
-                None,
-            ),
-            Final::Failed { error } => ("failed", None, None, Some(error.as_str())),
-            Final::Skipped { reason } => ("skipped", None, None, Some(reason.as_str())),
-        };
+        let (status, recipient, provider_id, error) = outcome.columns();
         diesel::sql_query(sql::FINISH)
             .bind::<BigInt, _>(job.id)
             .bind::<BigInt, _>(job.notification_id)

@@ -21,7 +21,8 @@ pub(crate) const FINISH: &str = "WITH noted AS (
 /// see `JobQueue::claim`).
 pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
 
-/// The pre-send read of one ledger row: the invoice's state, the customer's current
+/// The pre-send read of a job's ledger rows (its own, or every row of the group it
+/// leads, `DUNNING_GROUP=customer`, in the order the message lists them): the invoice's state, the customer's current
 /// contact (so a corrected number is used on a retry), whether the invoice got a
 /// reminder on this channel today already, and any pause or opt-out that holds it
 /// today ([`crate::holds::hold_sql`]). A statement of its own after the claim that
@@ -33,7 +34,7 @@ pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
 /// read every message sent today for every job. `$1` notification id, `$2`/`$3` the
 /// local day's bounds, `$4` the local day.
 pub(crate) const RECHECK: &str = concat!(
-    "SELECT n.stage, n.status AS ledger_status,
+    "SELECT n.id AS notification_id, n.stage, n.status AS ledger_status,
             i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
             i.status AS invoice_status, i.from_billing, i.payment_url,
             cu.id AS customer_id, cu.name AS customer_name,
@@ -50,7 +51,8 @@ pub(crate) const RECHECK: &str = concat!(
      LEFT JOIN LATERAL (",
     crate::holds::hold_sql!("i.id", "cu.id", "n.channel", "$4"),
     ") h ON true
-     WHERE n.id = $1"
+     WHERE n.id = $1 OR n.group_id = $1
+     ORDER BY i.due_date, i.number, n.id"
 );
 
 /// How long until the WhatsApp send slot opens, in seconds (0: open now), measured
@@ -72,7 +74,8 @@ pub(crate) const TAKE_SLOT: &str = "UPDATE channel_state
 
 /// WhatsApp messages counted against this month's quota: sent in the month (`$1` to
 /// `$2`), plus jobs reserved by live workers (`$3`: `--retry-after` in seconds).
-pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(*) FROM notifications
+/// A message that carried several rows (`DUNNING_GROUP=customer`) counts once.
+pub(crate) const QUOTA_USED: &str = "SELECT (SELECT count(DISTINCT COALESCE(group_id, id)) FROM notifications
               WHERE channel = 'whatsapp' AND status = 'sent' AND sent_at >= $1 AND sent_at < $2)
           + (SELECT count(*) FROM jobs
               WHERE channel = 'whatsapp' AND reserved_at >= now() - make_interval(secs => $3)) AS n";

@@ -142,6 +142,7 @@ pub fn schedule(conn: &mut PgConnection) -> i64 {
             lines: false,
             host: "reliability-test",
             backfill: false,
+            group: dunning_core::config::Grouping::Invoice,
         },
     )
     .expect("schedule");

@@ -255,7 +255,7 @@ impl Worker {
     }
 
     /// The wait before attempt `attempts + 1` (the last `--backoff` value repeats).
-    fn backoff(&self, attempts: i32) -> Duration {
+    pub(crate) fn backoff(&self, attempts: i32) -> Duration {
         let idx = (attempts as usize).saturating_sub(1);
         let b = &self.cfg.backoff;
         b.get(idx).or(b.last()).copied().unwrap_or_default()

@@ -178,11 +178,21 @@ fn stage_plan(hooks: &Hooks) -> Vec<StagePlan> {
 
 /// What the scheduler does for the hooks of a run on `today()`.
 fn schedule(db: &TestDatabase, hooks: &Hooks) -> i64 {
+    schedule_on(db, hooks, today(), today())
+}
+
+/// A run on `run_date` catching up from `first_day`.
+fn schedule_on(
+    db: &TestDatabase,
+    hooks: &Hooks,
+    first_day: time::Date,
+    run_date: time::Date,
+) -> i64 {
     queue_stage_hooks(
         &mut db.conn(),
         &stage_plan(hooks),
-        today(),
-        today(),
+        first_day,
+        run_date,
         "default",
         false,
     )
@@ -235,6 +245,12 @@ fn a_stage_hook_runs_exactly_once_per_invoice_across_reruns_and_two_workers() {
     .unwrap();
     assert_eq!(schedule(&db, &hooks), 3, "first run queues one per invoice");
     assert_eq!(schedule(&db, &hooks), 0, "a rerun queues nothing");
+    let tomorrow = today().next_day().unwrap();
+    assert_eq!(
+        schedule_on(&db, &hooks, today(), tomorrow),
+        0,
+        "tomorrow's run catching up today queues nothing"
+    );
     let hs = settings(Duration::from_secs(10));
     let (a, b) = (worker(&db, &hooks, &hs, 3), worker(&db, &hooks, &hs, 3));
     std::thread::scope(|s| {
@@ -527,6 +543,26 @@ restore = \"buka\"
     );
     worker(&db, &hooks, &hs, 3).run();
     worker(&db, &hooks, &hs, 3).run();
+    // Paid again on another day (unpaid → paid): nothing runs a second time.
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'unpaid' WHERE number = 'INV-000001'",
+    );
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid' WHERE number = 'INV-000001'",
+    );
+    let plan = dunning_store::hooks::EventPlan {
+        paid: Some("lunas".into()),
+        optout: None,
+        restores: vec![("T+7".into(), "buka".into())],
+    };
+    let tomorrow = today().next_day().unwrap();
+    assert_eq!(
+        dunning_store::hooks::sweep(&mut c, &plan, "default", tomorrow).unwrap(),
+        0,
+        "a second payment of the same invoice queues no second paid or restore run"
+    );
     let mut log = scripts.log();
     log.sort();
     assert_eq!(

@@ -24,6 +24,13 @@ use std::time::Duration;
 
 use crate::Stage;
 
+/// The variables this module reads.
+pub const VARIABLES: &[&str] = &[
+    "DUNNING_HOOKS",
+    "DUNNING_HOOK_TIMEOUT",
+    "DUNNING_HOOK_SECRET",
+];
+
 /// The event names that are not stages.
 pub const PAID: &str = "paid";
 pub const OPTOUT: &str = "optout";
@@ -444,6 +451,17 @@ url = "https://billing.example/hook"
             Target::Command(vec!["/bin/buka".into()])
         );
         assert!(h.posts());
+        assert_eq!(h.silent_stages().len(), 1);
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../../docs/examples/hooks/hooks.toml");
+        let h = Hooks::parse("hooks.toml", text).unwrap();
+        assert_eq!(
+            h.action("isolir").unwrap().restore.as_deref(),
+            Some("buka-isolir")
+        );
         assert_eq!(h.silent_stages().len(), 1);
     }
 

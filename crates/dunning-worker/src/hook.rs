@@ -17,6 +17,24 @@ use time::{Date, OffsetDateTime};
 
 use crate::Worker;
 
+/// The variables a hook command gets (next to the worker's own environment);
+/// `scripts/check-docs` lets the docs name them.
+pub const PASSED_VARIABLES: &[&str] = &[
+    "DUNNING_EVENT",
+    "DUNNING_ACTION",
+    "DUNNING_NOTIFICATION_ID",
+    "DUNNING_ATTEMPT",
+    "DUNNING_CUSTOMER_ID",
+    "DUNNING_CUSTOMER_NAME",
+    "DUNNING_CUSTOMER_EMAIL",
+    "DUNNING_CUSTOMER_PHONE",
+    "DUNNING_INVOICE_NUMBER",
+    "DUNNING_INVOICE_AMOUNT",
+    "DUNNING_INVOICE_DUE_DATE",
+    "DUNNING_CHANNEL",
+    "DUNNING_RESTORES",
+];
+
 /// How often hook events are looked for (one cheap statement).
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
@@ -316,4 +334,38 @@ fn log_line(job: &HookJob, event: &str, action: &str, outcome: &str, started: In
         outcome,
         started.elapsed().as_millis()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_passed_to_a_command_is_listed() {
+        let f = HookFacts {
+            stage: "optout:whatsapp".into(),
+            ledger_status: "queued".into(),
+            action: Some("a".into()),
+            run_date: time::macros::date!(2026 - 12 - 02),
+            invoice_id: None,
+            invoice_number: None,
+            amount: None,
+            due_date: None,
+            invoice_status: None,
+            paid_at: None,
+            customer_id: 1,
+            customer_name: "Budi".into(),
+            email: None,
+            phone: None,
+            undone_status: None,
+        };
+        let job = HookJob {
+            id: 1,
+            notification_id: 2,
+            attempts: 1,
+        };
+        for (k, _) in env(&f, &job) {
+            assert!(PASSED_VARIABLES.contains(&k.as_str()), "{k}");
+        }
+    }
 }

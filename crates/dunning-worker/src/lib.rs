@@ -13,6 +13,7 @@ mod budget;
 pub mod cli;
 mod gate;
 mod hook;
+pub use hook::PASSED_VARIABLES as HOOK_VARIABLES;
 mod idle;
 mod job;
 mod pauses;

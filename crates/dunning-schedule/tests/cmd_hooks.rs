@@ -82,6 +82,15 @@ fn a_stage_hook_is_queued_once_and_message_false_sends_no_reminder_on_its_stage(
         "{again}"
     );
     assert_eq!(ledger(&env).len(), 3);
+    // stats counts hook runs under their own channel.
+    let stats = ok(&env.run(&["stats"]));
+    assert!(
+        stats.contains(&format!(
+            "   {:<10}{:>8}{:>8}{:>8}{:>8}{:>8}",
+            "hook", 1, 0, 0, 0, 1
+        )),
+        "{stats}"
+    );
     // doctor lists the hooks.
     let doctor = stdout(&env.run(&["doctor"]));
     assert!(

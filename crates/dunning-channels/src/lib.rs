@@ -14,6 +14,7 @@ use dunning_core::{Channel, Settings};
 
 mod email;
 pub mod fix;
+pub mod hooks;
 mod outbox;
 mod whatsapp;
 

@@ -9,6 +9,7 @@ pub mod contact;
 pub mod dotenv;
 pub mod envfile;
 pub mod format;
+pub mod hooks;
 pub mod mask;
 pub mod message;
 pub mod reply;

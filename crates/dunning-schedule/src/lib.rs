@@ -7,6 +7,7 @@ pub mod app;
 pub mod calendar;
 pub mod cli;
 pub mod commands;
+pub mod hooks;
 pub mod migrate;
 pub mod output;
 pub mod run;

@@ -16,6 +16,8 @@ use crate::output::Marks;
 
 /// Runs the scheduler and prints its report; returns the text printed.
 pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
+    let hooks = crate::hooks::load()?;
+    let settings = &crate::hooks::message_settings(settings, hooks.as_ref());
     let today = settings.zone.date_at(OffsetDateTime::now_utc());
     let run_date = match &args.date {
         Some(d) => app::parse_date("--date", d)?,
@@ -67,6 +69,17 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         },
         &quiet_days,
     )?;
+    let hook_runs = match &hooks {
+        Some(h) => crate::hooks::queue(
+            &mut conn,
+            h,
+            window_start,
+            run_date,
+            &args.queue,
+            args.dry_run,
+        )?,
+        None => Vec::new(),
+    };
     let quota = if args.dry_run || args.json {
         let sent =
             scheduling::whatsapp_sent_this_month(&mut conn, run_date, settings.zone.offset())?;
@@ -81,9 +94,16 @@ pub fn run(settings: &Settings, args: &RunArgs) -> anyhow::Result<()> {
         let mut summary = summary_json(settings, run_date, args, &report, quota);
         summary["backfill"] = json!(backfill);
         summary["quiet"] = serde_json::Value::Null;
+        summary["hooks"] = hook_runs
+            .iter()
+            .map(|q| json!({ "stage": q.stage, "runs": q.runs }))
+            .collect();
         serde_json::to_string_pretty(&summary)?
     } else {
         let mut text = render_text(settings, run_date, args, &report, quota, marks, &calendar);
+        if let Some(h) = &hooks {
+            text.push_str(&crate::hooks::render(h, &hook_runs, args.dry_run));
+        }
         if backfill {
             let _ = write!(
                 text,

@@ -5,6 +5,7 @@ pub mod billing;
 pub mod db;
 mod error;
 pub mod holds;
+pub mod hooks;
 pub mod inbound;
 pub mod ops;
 pub mod payments;

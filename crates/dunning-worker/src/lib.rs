@@ -13,6 +13,8 @@ mod budget;
 pub mod cli;
 mod gate;
 mod group;
+mod hook;
+pub use hook::PASSED_VARIABLES as HOOK_VARIABLES;
 mod idle;
 mod job;
 mod pauses;
@@ -143,6 +145,8 @@ pub struct Worker {
     links: Option<dunning_pay::Links>,
     /// Queues receipts for invoices just paid (`DUNNING_RECEIPTS`).
     receipts: Option<receipt::ReceiptSweep>,
+    /// Escalation hooks (`DUNNING_HOOKS`).
+    hooks: Option<hook::HookWork>,
     pub stats: Stats,
 }
 
@@ -167,6 +171,7 @@ impl Worker {
             billing: None,
             links: None,
             receipts: None,
+            hooks: None,
             pool,
             senders,
             templates,
@@ -200,6 +205,18 @@ impl Worker {
     /// looks (tests, embedders).
     pub fn with_receipts(mut self, enabled: bool) -> Self {
         self.receipts = Some(receipt::ReceiptSweep::new(enabled));
+        self
+    }
+
+    /// Runs the escalation hooks of `hooks` from this worker's queue: queues the
+    /// `paid`, `optout` and restore runs of events the database recorded, and runs
+    /// hook jobs (stage runs come from the scheduler), also outside the send window.
+    pub fn with_hooks(
+        mut self,
+        hooks: dunning_core::hooks::Hooks,
+        settings: &dunning_core::hooks::HookSettings,
+    ) -> Self {
+        self.hooks = Some(hook::HookWork::new(hooks, settings));
         self
     }
 
@@ -352,8 +369,22 @@ impl Worker {
     /// due, then one job of the channels in this thread's order.
     fn turn(&self, conn: &mut PgConnection, n: u32) -> Result<Step, StoreError> {
         let local = self.cfg.zone.local(OffsetDateTime::now_utc());
+        if let Some(hooks) = &self.hooks {
+            hooks.when_due(conn, self.queue.name(), local.date())?;
+        }
         if !self.cfg.window.contains(local.time()) {
-            return Ok(Step::Idle);
+            // Hooks act on machines, not people: they run outside the send window.
+            return match &self.hooks {
+                Some(hooks) if self.budget.take() => {
+                    if self.run_hook(conn, hooks)? {
+                        Ok(Step::Worked)
+                    } else {
+                        self.budget.give_back();
+                        Ok(Step::Idle)
+                    }
+                }
+                _ => Ok(Step::Idle),
+            };
         }
         self.rescuer.when_due(conn, &self.queue)?;
         if let Some(receipts) = &self.receipts {
@@ -364,6 +395,11 @@ impl Worker {
         }
         if let Some((job, slot)) = self.claim(conn, n)? {
             self.work(conn, &job, slot)?;
+            return Ok(Step::Worked);
+        }
+        if let Some(hooks) = &self.hooks
+            && self.run_hook(conn, hooks)?
+        {
             return Ok(Step::Worked);
         }
         self.budget.give_back();

@@ -60,6 +60,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         dunning_source::SourceConfig::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
     let payments =
         dunning_pay::PaymentSettings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let hook_settings =
+        dunning_core::hooks::HookSettings::from_env().map_err(|e| Failure::Usage(e.to_string()))?;
+    let hooks =
+        dunning_channels::hooks::load(&hook_settings).map_err(|e| Failure::Usage(e.to_string()))?;
+    if hooks.is_some() && hook_settings.timeout >= cfg.retry_after {
+        // A run outliving the reservation would be taken over and run twice.
+        return Err(Failure::Usage(format!(
+            "DUNNING_HOOK_TIMEOUT={}s is not shorter than --retry-after={}s: a hook still running would be taken over by another worker and run twice. Fix: lower DUNNING_HOOK_TIMEOUT or raise --retry-after",
+            hook_settings.timeout.as_secs(),
+            cfg.retry_after.as_secs()
+        )));
+    }
     let email =
         dunning_channels::email_sender(&settings).map_err(|e| Failure::Usage(e.to_string()))?;
     let whatsapp =
@@ -88,6 +100,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
     )
     .with_payment_links(dunning_pay::Links::new(&payments))
     .with_receipts(payments.receipts);
+    if let Some(hooks) = &hooks {
+        info!(
+            "escalation hooks from {}: {} stage(s){}{} (DUNNING_HOOK_TIMEOUT {}s)",
+            hook_settings.file.display(),
+            hooks.stages.len(),
+            if hooks.paid.is_some() { ", paid" } else { "" },
+            if hooks.optout.is_some() {
+                ", optout"
+            } else {
+                ""
+            },
+            hook_settings.timeout.as_secs()
+        );
+    }
+    // Without hooks the events the database records (payments, opt-outs) are dropped.
+    worker = worker.with_hooks(hooks.unwrap_or_default(), &hook_settings);
     if let Some(source) = source {
         info!(
             "billing re-check before each send: {} (BILLING_MAX_STALENESS {}s)",

@@ -105,6 +105,7 @@ pub fn run(settings: &Settings, heartbeat_max_age: u64, m: Marks) -> anyhow::Res
 
     let (calendar, calendar_check) = quiet_days(today);
     report(calendar_check);
+    report(hooks());
 
     let mut db = database(settings);
     match &mut db {
@@ -280,6 +281,54 @@ fn scheduler(
         "today's run has not happened yet".to_owned()
     };
     Ok(Check::pass(name, format!("{ran}; {today_note}")))
+}
+
+/// The escalation hooks file: a bad one fails (the scheduler and the worker refuse to
+/// start with it); a command whose program is missing here warns (the worker may
+/// run on another machine).
+fn hooks() -> Check {
+    let name = "Hooks";
+    let hooks = match crate::hooks::load() {
+        Ok(Some(h)) => h,
+        Ok(None) => return Check::pass(name, "none (no hooks file, DUNNING_HOOKS unset)"),
+        Err(e) => {
+            return Check::fail(
+                name,
+                format!("{e:#}"),
+                "fix the line named above; until then `dunning-schedule` and `dunning-worker` refuse to start (exit 2)",
+            );
+        }
+    };
+    let mut events: Vec<String> = hooks
+        .stages
+        .iter()
+        .map(|h| {
+            format!(
+                "{} → {}{}",
+                h.stage,
+                h.action,
+                if h.message { "" } else { " (no reminder)" }
+            )
+        })
+        .collect();
+    events.extend(hooks.paid.iter().map(|a| format!("paid → {a}")));
+    events.extend(hooks.optout.iter().map(|a| format!("optout → {a}")));
+    for a in hooks.actions.values() {
+        if let Some(r) = &a.restore {
+            events.push(format!("{} restored by {r} after payment", a.name));
+        }
+    }
+    let detail = events.join(", ");
+    let missing = dunning_channels::hooks::missing_programs(&hooks);
+    if missing.is_empty() {
+        Check::pass(name, detail)
+    } else {
+        Check::warn(
+            name,
+            format!("{detail}; {}", missing.join("; ")),
+            "install the program or correct `command` in the hooks file (this warning is harmless on a machine that runs no worker)",
+        )
+    }
 }
 
 /// The quiet weekdays and the holiday file: a bad file fails (the scheduler refuses

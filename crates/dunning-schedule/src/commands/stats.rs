@@ -77,6 +77,16 @@ struct Report {
 }
 
 impl Report {
+    /// The channels shown: email and WhatsApp always, escalation hooks when the day
+    /// has any.
+    fn channels(&self) -> Vec<&'static str> {
+        let mut v = CHANNELS.to_vec();
+        if self.by_status.iter().any(|r| r.channel == "hook") {
+            v.push("hook");
+        }
+        v
+    }
+
     fn count(&self, channel: &str, status: &str) -> i64 {
         self.by_status
             .iter()
@@ -102,7 +112,7 @@ impl Report {
             "   {:<10}{:>8}{:>8}{:>8}{:>8}{:>8}",
             "channel", "queued", "sent", "failed", "skipped", "total"
         );
-        for ch in CHANNELS {
+        for ch in self.channels() {
             let counts: Vec<i64> = STATUSES.iter().map(|s| self.count(ch, s)).collect();
             let _ = writeln!(
                 out,
@@ -207,7 +217,8 @@ impl Report {
     }
 
     fn json(&self, settings: &Settings) -> serde_json::Value {
-        let channels: serde_json::Map<String, serde_json::Value> = CHANNELS
+        let channels: serde_json::Map<String, serde_json::Value> = self
+            .channels()
             .iter()
             .map(|ch| {
                 let statuses: serde_json::Map<String, serde_json::Value> = STATUSES

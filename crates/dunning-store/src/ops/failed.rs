@@ -70,11 +70,11 @@ pub fn list_matching(
     limit: Option<i64>,
 ) -> Result<Vec<Failed>> {
     Ok(diesel::sql_query(
-        "SELECT n.id, COALESCE(i.number, 'reply #' || n.reply_id) AS invoice_number,
+        "SELECT n.id, COALESCE(i.number, 'reply #' || n.reply_id, n.stage) AS invoice_number,
                 c.name AS customer_name, n.stage, n.channel,
                 n.run_date, n.recipient, n.attempts, n.error, n.updated_at AS failed_at
          FROM notifications n
-         -- an answer to a customer's WhatsApp reply has no invoice
+         -- an answer to a customer's WhatsApp reply, an opt-out hook have no invoice
          LEFT JOIN invoices i ON i.id = n.invoice_id
          JOIN customers c ON c.id = n.customer_id
          WHERE n.status = 'failed' AND ($1::timestamptz IS NULL OR n.created_at >= $1)

@@ -417,7 +417,8 @@ impl JobQueue {
         let secs = self.retry_after.as_secs_f64();
         Ok(diesel::update(jobs::table)
             .filter(jobs::queue.eq(&self.queue))
-            .filter(jobs::channel.eq_any(Channel::ALL.map(Channel::as_str)))
+            // Hook runs ([`crate::hooks`]) are rescued like messages.
+            .filter(jobs::channel.eq_any(["email", "whatsapp", crate::hooks::HOOK_CHANNEL]))
             .filter(
                 fragment::<Bool>("available_at < now() - make_interval(secs => ")
                     .bind::<Double, _>(secs)
@@ -439,6 +440,7 @@ impl JobQueue {
         let rows: Vec<(String, i64, Option<OffsetDateTime>)> = jobs::table
             .filter(jobs::queue.eq(&self.queue))
             .filter(jobs::reserved_at.is_null())
+            .filter(jobs::channel.eq_any(Channel::ALL.map(Channel::as_str)))
             .group_by(jobs::channel)
             .select((jobs::channel, count_star(), min(jobs::available_at)))
             .load(conn)?;

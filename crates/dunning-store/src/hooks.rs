@@ -1,0 +1,335 @@
+//! Escalation hooks in the ledger and the queue (migration 000019): each run of an
+//! action is a `notifications` row of channel [`HOOK_CHANNEL`] (stage = the event,
+//! recipient = the action's name) with a job, so it is exactly once per invoice (or
+//! customer) and event — the unique index `notifications_one_hook` — retried,
+//! listed by `failed`, put back by `retry` and counted by `stats` like a message.
+//!
+//! Stage hooks are queued by the scheduler ([`queue_stage_hooks`]); `paid`,
+//! `optout` and the restore after a payment by the worker from `hook_events`, which
+//! triggers fill ([`sweep`]).
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Date as SqlDate, Integer, Nullable, Text, Timestamptz};
+use time::{Date, OffsetDateTime};
+
+use crate::Result;
+
+/// The ledger's and the queue's channel of a hook run.
+pub const HOOK_CHANNEL: &str = "hook";
+
+/// One stage with a hook, for [`queue_stage_hooks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePlan {
+    /// The stage's label (`T+7`): the ledger's stage.
+    pub stage: String,
+    pub offset_days: i32,
+    /// The action's name.
+    pub action: String,
+}
+
+/// Hook runs queued for one stage.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Queued {
+    #[diesel(sql_type = Text)]
+    pub stage: String,
+    #[diesel(sql_type = BigInt)]
+    pub runs: i64,
+}
+
+/// Queues one run of each stage's action for every unpaid invoice whose stage day
+/// falls in `[first_day, run_date]` (the run date and the days it catches up), once
+/// per invoice and stage ever (`ON CONFLICT DO NOTHING` on `notifications_one_hook`).
+/// A stage before the due date does not fire once the due date has passed; a pause
+/// covering the run date holds the run (it is queued after the pause, while the
+/// stage day is still in the window); opt-outs do not (they are about messages).
+/// With `dry_run` nothing is written and the counts say what would be queued.
+pub fn queue_stage_hooks(
+    conn: &mut PgConnection,
+    plan: &[StagePlan],
+    first_day: Date,
+    run_date: Date,
+    queue: &str,
+    dry_run: bool,
+) -> Result<Vec<Queued>> {
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let done = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        out = diesel::sql_query(
+            "WITH plan AS (
+                 SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS p(stage, off, action)
+             ), cand AS (
+                 SELECT i.id AS invoice_id, i.customer_id, i.due_date, p.stage, p.action
+                 FROM plan p
+                 JOIN invoices i ON i.status = 'unpaid' AND NOT i.is_test
+                      AND i.due_date BETWEEN $4 - p.off AND $5 - p.off
+                 WHERE NOT (p.off <= 0 AND i.due_date < $5)
+                   AND NOT EXISTS (SELECT 1 FROM pauses ps
+                                   WHERE ps.starts_on <= $5 AND ps.until >= $5
+                                     AND (ps.customer_id = i.customer_id OR ps.invoice_id = i.id))
+             ), ins AS (
+                 INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date,
+                                            due_date, recipient, status)
+                 SELECT invoice_id, customer_id, stage, 'hook', $5, due_date, action, 'queued' FROM cand
+                 ON CONFLICT DO NOTHING
+                 RETURNING id, stage
+             ), queued AS (
+                 INSERT INTO jobs (queue, notification_id, channel) SELECT $6, id, 'hook' FROM ins
+             )
+             SELECT stage, count(*) AS runs FROM ins GROUP BY stage ORDER BY stage",
+        )
+        .bind::<Array<Text>, _>(plan.iter().map(|p| p.stage.clone()).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(plan.iter().map(|p| p.offset_days).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(plan.iter().map(|p| p.action.clone()).collect::<Vec<_>>())
+        .bind::<SqlDate, _>(first_day)
+        .bind::<SqlDate, _>(run_date)
+        .bind::<Text, _>(queue)
+        .load(conn)?;
+        if dry_run {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        Ok(())
+    });
+    match done {
+        Ok(()) | Err(diesel::result::Error::RollbackTransaction) => Ok(out),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What the worker queues from `hook_events` ([`sweep`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPlan {
+    /// The action run when an invoice turns paid.
+    pub paid: Option<String>,
+    /// The action run when a customer opts out of a channel.
+    pub optout: Option<String>,
+    /// (stage, restore action): when an invoice that had this stage's action run
+    /// (or tried) is paid, the restore runs once.
+    pub restores: Vec<(String, String)>,
+}
+
+/// Takes every pending hook event and queues the runs `plan` asks for on `queue`,
+/// dated `today`: `paid` and each due restore for an invoice still paid, `optout`
+/// for an opt-out (once per customer and channel). Events nothing is configured for
+/// are dropped. Safe from many workers at once: each event is taken by one.
+/// Returns how many runs were queued.
+pub fn sweep(conn: &mut PgConnection, plan: &EventPlan, queue: &str, today: Date) -> Result<usize> {
+    Ok(diesel::sql_query(
+        "WITH ev AS (
+             DELETE FROM hook_events RETURNING event, customer_id, invoice_id, channel
+         ), cand AS (
+             SELECT ev.invoice_id, ev.customer_id, i.due_date, 'paid' AS stage, $1 AS action
+             FROM ev JOIN invoices i ON i.id = ev.invoice_id AND i.status = 'paid'
+             WHERE ev.event = 'paid' AND $1 IS NOT NULL
+             UNION ALL
+             SELECT NULL, ev.customer_id, NULL, 'optout:' || ev.channel, $2
+             FROM ev WHERE ev.event = 'optout' AND $2 IS NOT NULL
+             UNION ALL
+             SELECT ev.invoice_id, ev.customer_id, i.due_date, 'restore:' || r.stage, r.action
+             FROM ev
+             JOIN invoices i ON i.id = ev.invoice_id AND i.status = 'paid'
+             CROSS JOIN unnest($3::text[], $4::text[]) AS r(stage, action)
+             WHERE ev.event = 'paid'
+               AND EXISTS (SELECT 1 FROM notifications n
+                           WHERE n.channel = 'hook' AND n.invoice_id = ev.invoice_id
+                             AND n.stage = r.stage AND n.status <> 'skipped')
+         ), ins AS (
+             INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date,
+                                        recipient, status)
+             SELECT invoice_id, customer_id, stage, 'hook', $5, due_date, action, 'queued' FROM cand
+             ON CONFLICT DO NOTHING
+             RETURNING id
+         )
+         INSERT INTO jobs (queue, notification_id, channel) SELECT $6, id, 'hook' FROM ins",
+    )
+    .bind::<Nullable<Text>, _>(plan.paid.as_deref())
+    .bind::<Nullable<Text>, _>(plan.optout.as_deref())
+    .bind::<Array<Text>, _>(
+        plan.restores
+            .iter()
+            .map(|r| r.0.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(
+        plan.restores
+            .iter()
+            .map(|r| r.1.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<SqlDate, _>(today)
+    .bind::<Text, _>(queue)
+    .execute(conn)?)
+}
+
+/// A hook job this worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookJob {
+    pub id: i64,
+    pub notification_id: i64,
+    /// Attempts including this one.
+    pub attempts: i32,
+}
+
+/// Reserves the oldest ready hook job of `queue` for `worker`, counting the attempt
+/// (`FOR UPDATE SKIP LOCKED`: two workers never take the same job).
+pub fn claim(conn: &mut PgConnection, queue: &str, worker: &str) -> Result<Option<HookJob>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = BigInt)]
+        notification_id: i64,
+        #[diesel(sql_type = Integer)]
+        attempts: i32,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
+         WHERE id = (SELECT id FROM jobs
+                     WHERE queue = $1 AND channel = 'hook' AND available_at <= now()
+                       AND reserved_at IS NULL
+                     ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, notification_id, attempts",
+    )
+    .bind::<Text, _>(queue)
+    .bind::<Text, _>(worker)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| HookJob {
+        id: r.id,
+        notification_id: r.notification_id,
+        attempts: r.attempts,
+    }))
+}
+
+/// Everything a hook run needs, read right before it runs.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct HookFacts {
+    /// The event: `T+7`, `paid`, `optout:whatsapp`, `restore:T+7`.
+    #[diesel(sql_type = Text)]
+    pub stage: String,
+    #[diesel(sql_type = Text)]
+    pub ledger_status: String,
+    /// The action's name.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub action: Option<String>,
+    #[diesel(sql_type = SqlDate)]
+    pub run_date: Date,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub invoice_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub invoice_number: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub amount: Option<i64>,
+    #[diesel(sql_type = Nullable<SqlDate>)]
+    pub due_date: Option<Date>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub invoice_status: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub paid_at: Option<OffsetDateTime>,
+    #[diesel(sql_type = BigInt)]
+    pub customer_id: i64,
+    #[diesel(sql_type = Text)]
+    pub customer_name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub phone: Option<String>,
+    /// For a restore: the status of the run it undoes (`None`: there is none).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub undone_status: Option<String>,
+}
+
+/// Reads a hook job's ledger row, invoice and customer. `None`: the row is gone.
+pub fn facts(conn: &mut PgConnection, job: &HookJob) -> Result<Option<HookFacts>> {
+    Ok(diesel::sql_query(
+        "SELECT n.stage, n.status AS ledger_status, n.recipient AS action, n.run_date,
+                i.id AS invoice_id, i.number AS invoice_number, i.amount, i.due_date,
+                i.status AS invoice_status, i.paid_at,
+                cu.id AS customer_id, cu.name AS customer_name,
+                NULLIF(btrim(cu.email), '') AS email, NULLIF(btrim(cu.phone), '') AS phone,
+                (SELECT o.status FROM notifications o
+                  WHERE n.stage LIKE 'restore:%' AND o.channel = 'hook'
+                    AND o.invoice_id = n.invoice_id AND o.stage = substr(n.stage, 9)
+                  LIMIT 1) AS undone_status
+         FROM notifications n
+         JOIN customers cu ON cu.id = n.customer_id
+         LEFT JOIN invoices i ON i.id = n.invoice_id
+         WHERE n.id = $1 AND n.channel = 'hook'",
+    )
+    .bind::<BigInt, _>(job.notification_id)
+    .get_result(conn)
+    .optional()?)
+}
+
+/// How a hook run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookEnd {
+    /// The action did it; its output (cut, masked) is kept in the ledger's `body`.
+    Done {
+        output: String,
+    },
+    Failed {
+        error: String,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+/// Records a final state in the ledger and deletes the job, in one statement.
+pub fn finish(conn: &mut PgConnection, job: &HookJob, end: &HookEnd) -> Result<()> {
+    let (status, body, error) = match end {
+        HookEnd::Done { output } => ("sent", Some(output.as_str()), None),
+        HookEnd::Failed { error } => ("failed", None, Some(error.as_str())),
+        HookEnd::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
+    };
+    diesel::sql_query(
+        "WITH noted AS (
+             UPDATE notifications
+                SET status = $3, body = $4, error = $5, attempts = $6, updated_at = now(),
+                    sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
+              WHERE id = $2
+         )
+         DELETE FROM jobs WHERE id = $1",
+    )
+    .bind::<BigInt, _>(job.id)
+    .bind::<BigInt, _>(job.notification_id)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Text>, _>(body)
+    .bind::<Nullable<Text>, _>(error)
+    .bind::<Integer, _>(job.attempts)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Puts `job` back for another attempt at `at`, keeping the error in the job and
+/// the ledger. With `count = false` the attempt is handed back (a hold, not a try).
+pub fn again_at(
+    conn: &mut PgConnection,
+    job: &HookJob,
+    at: OffsetDateTime,
+    error: &str,
+    count: bool,
+) -> Result<()> {
+    diesel::sql_query(
+        "WITH noted AS (
+             UPDATE notifications SET attempts = $3, error = $4, updated_at = now() WHERE id = $2
+         )
+         UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $5,
+                         last_error = $4, attempts = $3
+          WHERE id = $1",
+    )
+    .bind::<BigInt, _>(job.id)
+    .bind::<BigInt, _>(job.notification_id)
+    .bind::<Integer, _>(if count {
+        job.attempts
+    } else {
+        (job.attempts - 1).max(0)
+    })
+    .bind::<Text, _>(error)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,371 @@
+//! Escalation hooks in the worker: queueing `paid`, `optout` and restore runs from
+//! the events the database's triggers record, and taking one hook job to its next
+//! state (check, run, record) like a delivery.
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use diesel::pg::PgConnection;
+use dunning_channels::hooks::{HookError, HookRunner};
+use dunning_core::hooks::{HookSettings, Hooks};
+use dunning_store::StoreError;
+use dunning_store::hooks::{EventPlan, HookEnd, HookFacts, HookJob};
+use log::info;
+use serde_json::json;
+use time::{Date, OffsetDateTime};
+
+use crate::Worker;
+
+/// The variables a hook command gets (next to the worker's own environment);
+/// `scripts/check-docs` lets the docs name them.
+pub const PASSED_VARIABLES: &[&str] = &[
+    "DUNNING_EVENT",
+    "DUNNING_ACTION",
+    "DUNNING_NOTIFICATION_ID",
+    "DUNNING_ATTEMPT",
+    "DUNNING_CUSTOMER_ID",
+    "DUNNING_CUSTOMER_NAME",
+    "DUNNING_CUSTOMER_EMAIL",
+    "DUNNING_CUSTOMER_PHONE",
+    "DUNNING_INVOICE_NUMBER",
+    "DUNNING_INVOICE_AMOUNT",
+    "DUNNING_INVOICE_DUE_DATE",
+    "DUNNING_CHANNEL",
+    "DUNNING_RESTORES",
+];
+
+/// How often hook events are looked for (one cheap statement).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a restore waits for the run it undoes to finish.
+const RESTORE_WAIT: Duration = Duration::from_secs(30);
+
+/// The worker's hooks: the parsed file, the runner, and the sweep's clock.
+pub(crate) struct HookWork {
+    hooks: Hooks,
+    runner: HookRunner,
+    plan: EventPlan,
+    next: Mutex<Instant>,
+}
+
+impl HookWork {
+    pub(crate) fn new(hooks: Hooks, settings: &HookSettings) -> Self {
+        let plan = EventPlan {
+            paid: hooks.paid.clone(),
+            optout: hooks.optout.clone(),
+            restores: hooks
+                .stages
+                .iter()
+                .filter_map(|h| {
+                    let restore = hooks.action(&h.action)?.restore.clone()?;
+                    Some((h.stage.to_string(), restore))
+                })
+                .collect(),
+        };
+        HookWork {
+            hooks,
+            runner: HookRunner::new(settings),
+            plan,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Queues the runs of events recorded since the last look, when it is time to look.
+    pub(crate) fn when_due(
+        &self,
+        conn: &mut PgConnection,
+        queue: &str,
+        today: Date,
+    ) -> Result<(), StoreError> {
+        {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if now < *next {
+                return Ok(());
+            }
+            *next = now + SWEEP_EVERY;
+        }
+        let queued = dunning_store::hooks::sweep(conn, &self.plan, queue, today)?;
+        if queued > 0 {
+            info!("{queued} hook run(s) queued (paid, optout, restore)");
+        }
+        Ok(())
+    }
+}
+
+/// What the check before a run decided.
+enum Decision {
+    Run,
+    End(HookEnd),
+    /// Hand the job back without counting the attempt.
+    Wait(Duration, String),
+}
+
+impl Worker {
+    /// Claims one ready hook job and takes it to its next state. False: none ready.
+    pub(crate) fn run_hook(
+        &self,
+        conn: &mut PgConnection,
+        work: &HookWork,
+    ) -> Result<bool, StoreError> {
+        let Some(job) = dunning_store::hooks::claim(conn, self.queue.name(), self.id())? else {
+            return Ok(false);
+        };
+        let started = Instant::now();
+        let facts = dunning_store::hooks::facts(conn, &job)?;
+        let decision = match &facts {
+            _ if job.attempts > self.cfg.tries as i32 => Decision::End(HookEnd::Failed {
+                error: format!(
+                    "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
+                    job.attempts - 1,
+                    self.cfg.tries
+                ),
+            }),
+            None => Decision::End(HookEnd::Skipped {
+                reason: "ledger row is gone".to_owned(),
+            }),
+            Some(f) => check(f),
+        };
+        let (event, action) = facts
+            .as_ref()
+            .map(|f| (f.stage.clone(), f.action.clone().unwrap_or_default()))
+            .unwrap_or_default();
+        let outcome = match decision {
+            Decision::End(end) => end,
+            Decision::Wait(wait, why) => {
+                let at = OffsetDateTime::now_utc() + wait;
+                dunning_store::hooks::again_at(conn, &job, at, &why, false)?;
+                self.stats.released.fetch_add(1, Ordering::Relaxed);
+                log_line(
+                    &job,
+                    &event,
+                    &action,
+                    &format!("held {}s ({why})", wait.as_secs()),
+                    started,
+                );
+                return Ok(true);
+            }
+            Decision::Run => {
+                let f = facts.as_ref().expect("a run has facts");
+                match work.hooks.action(&action) {
+                    None => HookEnd::Failed {
+                        error: format!(
+                            "action {action:?} is not in the hooks file any more. Fix: add [actions.{action}] back, then `dunning-schedule retry {}`",
+                            job.notification_id
+                        ),
+                    },
+                    Some(a) => {
+                        let contacts: Vec<&str> = [f.email.as_deref(), f.phone.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        match work
+                            .runner
+                            .run(a, &payload(f, &job), &env(f, &job), &contacts)
+                        {
+                            Ok(output) => HookEnd::Done { output },
+                            Err(HookError::Permanent(error)) => HookEnd::Failed { error },
+                            Err(HookError::Transient(e))
+                                if job.attempts < self.cfg.tries as i32 =>
+                            {
+                                let backoff = self.backoff(job.attempts);
+                                let at = OffsetDateTime::now_utc() + backoff;
+                                dunning_store::hooks::again_at(conn, &job, at, &e, true)?;
+                                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                                log_line(
+                                    &job,
+                                    &event,
+                                    &action,
+                                    &format!("retry in {}s ({e})", backoff.as_secs()),
+                                    started,
+                                );
+                                return Ok(true);
+                            }
+                            Err(HookError::Transient(e)) => HookEnd::Failed {
+                                error: format!("{e} (gave up after {} attempts)", job.attempts),
+                            },
+                        }
+                    }
+                }
+            }
+        };
+        dunning_store::hooks::finish(conn, &job, &outcome)?;
+        let (counter, line) = match &outcome {
+            HookEnd::Done { .. } => (&self.stats.sent, "done".to_owned()),
+            HookEnd::Failed { error } => (&self.stats.failed, format!("failed ({error})")),
+            HookEnd::Skipped { reason } => (&self.stats.skipped, format!("skipped ({reason})")),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        log_line(&job, &event, &action, &line, started);
+        Ok(true)
+    }
+}
+
+/// The check right before a run: a stage's action only while the invoice is unpaid,
+/// `paid` while it is paid, a restore once the run it undoes has ended (and was
+/// not skipped), an opt-out always.
+fn check(f: &HookFacts) -> Decision {
+    let skip = |reason: String| Decision::End(HookEnd::Skipped { reason });
+    if f.ledger_status != "queued" {
+        return skip(format!("already {}", f.ledger_status));
+    }
+    let invoice = f.invoice_status.as_deref().unwrap_or("-");
+    if f.stage.starts_with("optout:") {
+        return Decision::Run;
+    }
+    if f.stage == dunning_core::hooks::PAID {
+        return if invoice == "paid" {
+            Decision::Run
+        } else {
+            skip(format!("invoice is {invoice} again"))
+        };
+    }
+    if let Some(undone) = f.stage.strip_prefix("restore:") {
+        if invoice != "paid" {
+            return skip(format!("invoice is {invoice} again: not restored"));
+        }
+        return match f.undone_status.as_deref() {
+            Some("queued") => Decision::Wait(
+                RESTORE_WAIT,
+                format!("the {undone} action has not finished yet"),
+            ),
+            Some("skipped") | None => skip(format!(
+                "the {undone} action did not run: nothing to restore"
+            )),
+            Some(_) => Decision::Run,
+        };
+    }
+    if invoice == "unpaid" {
+        Decision::Run
+    } else {
+        skip(format!("invoice is {invoice}"))
+    }
+}
+
+/// The JSON a hook gets (stdin of a command, body of a POST).
+fn payload(f: &HookFacts, job: &HookJob) -> serde_json::Value {
+    let (event, extra) = match f.stage.split_once(':') {
+        Some(("optout", channel)) => ("optout", json!({ "channel": channel })),
+        Some(("restore", stage)) => ("restore", json!({ "restores": stage })),
+        _ => (f.stage.as_str(), json!({})),
+    };
+    let invoice = f.invoice_number.as_ref().map(|number| {
+        json!({
+            "id": f.invoice_id,
+            "number": number,
+            "amount": f.amount,
+            "due_date": f.due_date.map(|d| d.to_string()),
+            "status": f.invoice_status,
+            "paid_at": f.paid_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        })
+    });
+    let mut v = json!({
+        "event": event,
+        "action": f.action,
+        "notification_id": job.notification_id,
+        "attempt": job.attempts,
+        "run_date": f.run_date.to_string(),
+        "invoice": invoice,
+        "customer": {
+            "id": f.customer_id,
+            "name": f.customer_name,
+            "email": f.email,
+            "phone": f.phone,
+        },
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+/// The `DUNNING_*` variables a command gets, next to the JSON on stdin.
+fn env(f: &HookFacts, job: &HookJob) -> Vec<(String, String)> {
+    let p = payload(f, job);
+    let mut vars = vec![
+        (
+            "DUNNING_EVENT",
+            p["event"].as_str().unwrap_or_default().to_owned(),
+        ),
+        ("DUNNING_ACTION", f.action.clone().unwrap_or_default()),
+        ("DUNNING_NOTIFICATION_ID", job.notification_id.to_string()),
+        ("DUNNING_ATTEMPT", job.attempts.to_string()),
+        ("DUNNING_CUSTOMER_ID", f.customer_id.to_string()),
+        ("DUNNING_CUSTOMER_NAME", f.customer_name.clone()),
+        (
+            "DUNNING_CUSTOMER_EMAIL",
+            f.email.clone().unwrap_or_default(),
+        ),
+        (
+            "DUNNING_CUSTOMER_PHONE",
+            f.phone.clone().unwrap_or_default(),
+        ),
+        (
+            "DUNNING_INVOICE_NUMBER",
+            f.invoice_number.clone().unwrap_or_default(),
+        ),
+        (
+            "DUNNING_INVOICE_AMOUNT",
+            f.amount.map(|a| a.to_string()).unwrap_or_default(),
+        ),
+        (
+            "DUNNING_INVOICE_DUE_DATE",
+            f.due_date.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+    ];
+    if let Some(ch) = p["channel"].as_str() {
+        vars.push(("DUNNING_CHANNEL", ch.to_owned()));
+    }
+    if let Some(st) = p["restores"].as_str() {
+        vars.push(("DUNNING_RESTORES", st.to_owned()));
+    }
+    vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn log_line(job: &HookJob, event: &str, action: &str, outcome: &str, started: Instant) {
+    info!(
+        "job={} notification={} channel=hook event={} action={} attempt={} outcome={} duration={}ms",
+        job.id,
+        job.notification_id,
+        if event.is_empty() { "-" } else { event },
+        if action.is_empty() { "-" } else { action },
+        job.attempts,
+        outcome,
+        started.elapsed().as_millis()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_passed_to_a_command_is_listed() {
+        let f = HookFacts {
+            stage: "optout:whatsapp".into(),
+            ledger_status: "queued".into(),
+            action: Some("a".into()),
+            run_date: time::macros::date!(2026 - 12 - 02),
+            invoice_id: None,
+            invoice_number: None,
+            amount: None,
+            due_date: None,
+            invoice_status: None,
+            paid_at: None,
+            customer_id: 1,
+            customer_name: "Budi".into(),
+            email: None,
+            phone: None,
+            undone_status: None,
+        };
+        let job = HookJob {
+            id: 1,
+            notification_id: 2,
+            attempts: 1,
+        };
+        for (k, _) in env(&f, &job) {
+            assert!(PASSED_VARIABLES.contains(&k.as_str()), "{k}");
+        }
+    }
+}

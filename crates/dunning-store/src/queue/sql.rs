@@ -29,7 +29,10 @@ pub(crate) const UNLOCK_ALL: &str = "SELECT pg_advisory_unlock_all()";
 /// took the sender lock, so that it sees an outcome recorded by the lock's last
 /// holder.
 ///
-/// "Sent today" reads the invoice's own ledger rows (a handful): written as a
+/// The job's rows are named as a list (the row, then its group's others), not as
+/// `n.id = $1 OR n.group_id = $1`, whose row estimate led the planner to hash the
+/// whole `invoices` table for one row. "Sent today" reads the invoice's own ledger
+/// rows (a handful, index `notifications_invoice_channel`): written as a
 /// `WHERE` on status and `sent_at`, the planner may pick the index of sent rows and
 /// read every message sent today for every job. `$1` notification id, `$2`/`$3` the
 /// local day's bounds, `$4` the local day.
@@ -51,7 +54,8 @@ pub(crate) const RECHECK: &str = concat!(
      LEFT JOIN LATERAL (",
     crate::holds::hold_sql!("i.id", "cu.id", "n.channel", "$4"),
     ") h ON true
-     WHERE n.id = $1 OR n.group_id = $1
+     WHERE n.id IN (SELECT $1 UNION ALL
+                    SELECT g.id FROM notifications g WHERE g.group_id = $1 AND g.id <> $1)
      ORDER BY i.due_date, i.number, n.id"
 );
 

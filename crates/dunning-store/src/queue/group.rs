@@ -18,18 +18,6 @@ use super::{ClaimedJob, Final, JobQueue};
 use crate::Result;
 use crate::schema::jobs;
 
-/// The final state of every row one message carried (`$2`) and the job's deletion,
-/// in one statement: all recorded, or (crash) none. Parameters as in
-/// [`super::sql::FINISH`].
-const FINISH_GROUP: &str = "WITH noted AS (
-         UPDATE notifications
-            SET status = $3, recipient = COALESCE($4, recipient), provider_message_id = $5,
-                error = $6, attempts = $7, updated_at = now(),
-                sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
-          WHERE id = ANY($2)
-     )
-     DELETE FROM jobs WHERE id = $1";
-
 impl JobQueue {
     /// Drops one row from its group before the send: skipped, for good, with `reason`.
     pub fn skip_member(
@@ -53,7 +41,7 @@ impl JobQueue {
     }
 
     /// Records `outcome` on every row in `carried` (the rows one message carried;
-    /// empty: none was left) and deletes the job, atomically.
+    /// empty: none was left) and deletes the job, atomically ([`super::sql::FINISH`]).
     pub fn finish_group(
         &self,
         conn: &mut PgConnection,
@@ -62,7 +50,7 @@ impl JobQueue {
         outcome: &Final,
     ) -> Result<()> {
         let (status, recipient, provider_id, error) = outcome.columns();
-        diesel::sql_query(FINISH_GROUP)
+        diesel::sql_query(super::sql::FINISH)
             .bind::<BigInt, _>(job.id)
             .bind::<Array<BigInt>, _>(carried)
             .bind::<Text, _>(status)

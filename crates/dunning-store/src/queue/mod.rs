@@ -343,17 +343,7 @@ impl JobQueue {
 
     /// Records a final state in the ledger and deletes the job, atomically.
     pub fn finish(&self, conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-        let (status, recipient, provider_id, error) = outcome.columns();
-        diesel::sql_query(sql::FINISH)
-            .bind::<BigInt, _>(job.id)
-            .bind::<BigInt, _>(job.notification_id)
-            .bind::<Text, _>(status)
-            .bind::<Nullable<Text>, _>(recipient)
-            .bind::<Nullable<Text>, _>(provider_id)
-            .bind::<Nullable<Text>, _>(error)
-            .bind::<Integer, _>(job.attempts)
-            .execute(conn)?;
-        Ok(())
+        self.finish_group(conn, job, &[job.notification_id], outcome)
     }
 
     /// Puts `job` back for another attempt at `at`, keeping the error in the job
@@ -365,25 +355,7 @@ impl JobQueue {
         at: OffsetDateTime,
         error: &str,
     ) -> Result<()> {
-        use crate::schema::notifications as n;
-        conn.transaction(|conn| {
-            diesel::update(n::table.find(job.notification_id))
-                .set((
-                    n::attempts.eq(job.attempts),
-                    n::error.eq(error),
-                    n::updated_at.eq(now),
-                ))
-                .execute(conn)?;
-            diesel::update(jobs::table.find(job.id))
-                .set((
-                    jobs::reserved_at.eq(None::<OffsetDateTime>),
-                    jobs::reserved_by.eq(None::<String>),
-                    jobs::available_at.eq(at),
-                    jobs::last_error.eq(error),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
+        self.retry_group_later(conn, job, &[job.notification_id], at, error)
     }
 
     /// Hands `job` back, ready at `at`, without counting its attempt (its channel

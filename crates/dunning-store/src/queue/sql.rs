@@ -4,16 +4,17 @@
 //! the modules next to this one. No planner settings anywhere: where a plan went
 //! wrong the query or the index was fixed.
 
-/// A final state: the ledger row updated (with the recipient actually used) and the
-/// job deleted, in one statement. `$1` job id, `$2` notification id, `$3` status,
-/// `$4` recipient (NULL keeps the old one), `$5` provider message id, `$6` error,
-/// `$7` attempts. The data-modifying CTE always runs to completion.
+/// A final state: the ledger rows a job carried (`$2`: its own, or the rows one
+/// grouped message carried) updated (with the recipient actually used) and the job
+/// deleted, in one statement: all recorded, or (crash) none. `$1` job id, `$3`
+/// status, `$4` recipient (NULL keeps the old one), `$5` provider message id, `$6`
+/// error, `$7` attempts. The data-modifying CTE always runs to completion.
 pub(crate) const FINISH: &str = "WITH noted AS (
          UPDATE notifications
             SET status = $3, recipient = COALESCE($4, recipient), provider_message_id = $5,
                 error = $6, attempts = $7, updated_at = now(),
                 sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
-          WHERE id = $2
+          WHERE id = ANY($2)
      )
      DELETE FROM jobs WHERE id = $1";
 

@@ -7,6 +7,7 @@ mod error;
 pub mod holds;
 pub mod hooks;
 pub mod inbound;
+mod named;
 pub mod ops;
 pub mod payments;
 pub mod queue;
@@ -16,3 +17,4 @@ pub mod schema;
 
 pub use db::{PgPool, PooledConn};
 pub use error::{Result, StoreError};
+pub(crate) use named::named;

@@ -428,7 +428,8 @@ pub fn note_link_error(
     notification_id: i64,
     error: Option<&str>,
 ) -> Result<()> {
-    diesel::sql_query(
+    // Named (prepared once per connection): it runs for every reminder with a link.
+    crate::named(
         "UPDATE notifications SET link_error = $2
          WHERE id = $1 AND link_error IS DISTINCT FROM $2",
     )

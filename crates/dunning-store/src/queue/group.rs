@@ -50,7 +50,7 @@ impl JobQueue {
         outcome: &Final,
     ) -> Result<()> {
         let (status, recipient, provider_id, error) = outcome.columns();
-        diesel::sql_query(super::sql::FINISH)
+        crate::named(super::sql::FINISH)
             .bind::<BigInt, _>(job.id)
             .bind::<Array<BigInt>, _>(carried)
             .bind::<Text, _>(status)

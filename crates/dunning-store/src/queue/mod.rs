@@ -16,7 +16,7 @@ mod state;
 
 use std::time::Duration;
 
-use diesel::dsl::{now, sql as fragment};
+use diesel::dsl::sql as fragment;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{
@@ -249,61 +249,41 @@ impl JobQueue {
     /// other). WhatsApp under pacing or a quota goes through
     /// [`JobQueue::claim_whatsapp`] instead.
     pub fn claim(&self, conn: &mut PgConnection, channel: Channel) -> Result<Option<ClaimedJob>> {
-        let ready = diesel::alias!(jobs as ready);
-        let next = ready
-            .select(ready.field(jobs::id))
-            .filter(ready.field(jobs::queue).eq(&self.queue))
-            .filter(ready.field(jobs::channel).eq(channel.as_str()))
-            .filter(ready.field(jobs::available_at).le(now))
-            .filter(ready.field(jobs::reserved_at).is_null())
-            .order((ready.field(jobs::available_at), ready.field(jobs::id)))
-            .limit(1)
-            .for_update()
-            .skip_locked();
-        // Every invoice of the job (its own, or its group's); NULL without an invoice.
-        let sender_lock = fragment::<Nullable<Bool>>("(SELECT bool_and(pg_try_advisory_lock(")
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+            #[diesel(sql_type = BigInt)]
+            notification_id: i64,
+            #[diesel(sql_type = Text)]
+            channel: String,
+            #[diesel(sql_type = Integer)]
+            attempts: i32,
+            #[diesel(sql_type = Nullable<Bool>)]
+            sender_lock: Option<bool>,
+            #[diesel(sql_type = Bool)]
+            grouped: bool,
+        }
+        let row: Option<Row> = crate::named(sql::CLAIM)
+            .bind::<Text, _>(&self.queue)
+            .bind::<Text, _>(channel.as_str())
+            .bind::<Text, _>(&self.worker)
             .bind::<Integer, _>(sender_lock_class(channel))
-            .sql(
-                ", (n.invoice_id & 2147483647)::integer)) FROM notifications n
-              WHERE (n.id = jobs.notification_id OR n.group_id = jobs.notification_id)
-                AND n.invoice_id IS NOT NULL)",
-            );
-        let grouped = fragment::<Bool>(
-            "EXISTS (SELECT 1 FROM notifications g WHERE g.id = jobs.notification_id
-                                                   AND g.group_id IS NOT NULL)",
-        );
-        let row: Option<(i64, i64, String, i32, Option<bool>, bool)> = diesel::update(jobs::table)
-            .filter(jobs::id.eq_any(next))
-            .set((
-                jobs::reserved_at.eq(now),
-                jobs::reserved_by.eq(&self.worker),
-                jobs::attempts.eq(jobs::attempts + 1),
-            ))
-            .returning((
-                jobs::id,
-                jobs::notification_id,
-                jobs::channel,
-                jobs::attempts,
-                sender_lock,
-                grouped,
-            ))
             .get_result(conn)
             .optional()?;
-        row.map(
-            |(id, notification_id, channel, attempts, locked, grouped)| {
-                Ok(ClaimedJob {
-                    id,
-                    notification_id,
-                    channel: channel.parse().map_err(|_| StoreError::UnknownValue {
-                        column: "jobs.channel",
-                        value: channel,
-                    })?,
-                    attempts,
-                    sender: SenderLock::from_db(locked),
-                    grouped,
-                })
-            },
-        )
+        row.map(|r| {
+            Ok(ClaimedJob {
+                id: r.id,
+                notification_id: r.notification_id,
+                channel: r.channel.parse().map_err(|_| StoreError::UnknownValue {
+                    column: "jobs.channel",
+                    value: r.channel,
+                })?,
+                attempts: r.attempts,
+                sender: SenderLock::from_db(r.sender_lock),
+                grouped: r.grouped,
+            })
+        })
         .transpose()
     }
 
@@ -324,7 +304,7 @@ impl JobQueue {
         today: Date,
         bounds: (OffsetDateTime, OffsetDateTime),
     ) -> Result<Vec<Delivery>> {
-        Ok(diesel::sql_query(sql::RECHECK)
+        Ok(crate::named(sql::RECHECK)
             .bind::<BigInt, _>(job.notification_id)
             .bind::<Timestamptz, _>(bounds.0)
             .bind::<Timestamptz, _>(bounds.1)
@@ -335,7 +315,7 @@ impl JobQueue {
     /// `job`'s answer to a customer's reply, when it is one (`None`: a reminder, or
     /// the ledger row is gone; [`JobQueue::recheck`] tells which).
     pub fn answer(&self, conn: &mut PgConnection, job: &ClaimedJob) -> Result<Option<Answer>> {
-        Ok(diesel::sql_query(sql::ANSWER)
+        Ok(crate::named(sql::ANSWER)
             .bind::<BigInt, _>(job.notification_id)
             .get_result(conn)
             .optional()?)

@@ -1,8 +1,29 @@
-//! The queue's statements that diesel's DSL cannot express: a data-modifying CTE, a
+//! The queue's statements that diesel's DSL cannot express or would re-plan on every
+//! job (they run through [`crate::named`], prepared once per connection): a data-modifying CTE, a
 //! comparison with the clock of the moment (`clock_timestamp()`), advisory locks,
 //! an aggregate that must read one invoice's rows only. Everything else is DSL in
 //! the modules next to this one. No planner settings anywhere: where a plan went
 //! wrong the query or the index was fixed.
+
+/// Reserves the oldest ready job of queue `$1` and channel `$2` for worker `$3`,
+/// counting the attempt, and tries the sender lock (advisory lock class `$4`) of
+/// every invoice the job carries (its own, or its group's; NULL without an invoice):
+/// see `JobQueue::claim`. `FOR UPDATE SKIP LOCKED`: workers never take the same job
+/// and never wait for each other. Written here rather than in the DSL because it
+/// runs once per job and diesel never keeps an `UPDATE` prepared.
+pub(crate) const CLAIM: &str = "UPDATE jobs SET reserved_at = now(), reserved_by = $3,
+                     attempts = attempts + 1
+     WHERE id IN (SELECT id FROM jobs
+                  WHERE queue = $1 AND channel = $2 AND available_at <= now()
+                    AND reserved_at IS NULL
+                  ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, notification_id, channel, attempts,
+               (SELECT bool_and(pg_try_advisory_lock($4, (n.invoice_id & 2147483647)::integer))
+                FROM notifications n
+                WHERE (n.id = jobs.notification_id OR n.group_id = jobs.notification_id)
+                  AND n.invoice_id IS NOT NULL) AS sender_lock,
+               EXISTS (SELECT 1 FROM notifications g
+                       WHERE g.id = jobs.notification_id AND g.group_id IS NOT NULL) AS grouped";
 
 /// A final state: the ledger rows a job carried (`$2`: its own, or the rows one
 /// grouped message carried) updated (with the recipient actually used) and the job

@@ -1,4 +1,7 @@
-//! One claimed job taken to its next state: re-check, send, record.
+//! One claimed job taken to its next state: re-check, send, record. A job carries
+//! one ledger row, or (`DUNNING_GROUP=customer`) the rows of one customer's message
+//! ([`crate::group`]); either way its outcome is recorded on every row it carries,
+//! together with the job's deletion, in one statement.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -15,14 +18,14 @@ use crate::Worker;
 use crate::recheck::{Ready, Verdict};
 
 /// One log line per job outcome; the recipient only ever appears masked.
-struct Trace {
-    started: Instant,
-    recipient: Option<String>,
-    reference: Option<String>,
+pub(crate) struct Trace {
+    pub(crate) started: Instant,
+    pub(crate) recipient: Option<String>,
+    pub(crate) reference: Option<String>,
 }
 
 impl Trace {
-    fn log(&self, job: &ClaimedJob, outcome: &str) {
+    pub(crate) fn log(&self, job: &ClaimedJob, outcome: &str) {
         let masked = self.recipient.as_deref().map(mask_recipient);
         // Provider errors may quote the recipient ("0812… is not a valid number").
         let outcome = match (&self.recipient, &masked) {
@@ -46,6 +49,8 @@ impl Trace {
 /// A send and what it returned, to be recorded.
 struct Sent<'a> {
     job: &'a ClaimedJob,
+    /// The ledger rows the message carried.
+    rows: &'a [i64],
     ready: &'a Ready,
     result: Result<Delivered, SendError>,
     trace: &'a Trace,
@@ -61,24 +66,18 @@ impl Worker {
         job: &ClaimedJob,
         slot: Option<Slot>,
     ) -> Result<(), StoreError> {
-        // One message for several reminders (`DUNNING_GROUP=customer`).
-        if job.grouped {
-            let done = self.work_group(conn, job, slot);
-            return done.and(self.unlock_senders(conn, job));
-        }
         let mut trace = Trace {
             started: Instant::now(),
             recipient: None,
             reference: None,
         };
-        let verdict = if job.attempts > self.cfg.tries as i32 {
-            Verdict::Fail(format!(
-                "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
-                job.attempts - 1,
-                self.cfg.tries
-            ))
+        // The verdict, and the ledger rows it is recorded on.
+        let (verdict, rows) = if job.grouped {
+            self.recheck_group(conn, job, &trace)?
+        } else if job.attempts > self.cfg.tries as i32 {
+            (self.gave_up(job), vec![job.notification_id])
         } else {
-            self.recheck(conn, job)?
+            (self.recheck(conn, job)?, vec![job.notification_id])
         };
         // What the re-check decided, for RUST_LOG=debug (no recipient, no text).
         log::debug!(
@@ -101,10 +100,12 @@ impl Worker {
             Verdict::Send(ready) => {
                 trace.recipient = Some(ready.recipient.clone());
                 trace.reference = Some(ready.reference.clone());
-                self.send(conn, job, &ready, &trace)
+                self.send(conn, job, &rows, &ready, &trace)
             }
-            Verdict::Skip(reason) => self.settle(conn, job, Final::Skipped { reason }, &trace),
-            Verdict::Fail(error) => self.settle(conn, job, Final::Failed { error }, &trace),
+            Verdict::Skip(reason) => {
+                self.settle(conn, job, &rows, Final::Skipped { reason }, &trace)
+            }
+            Verdict::Fail(error) => self.settle(conn, job, &rows, Final::Failed { error }, &trace),
             Verdict::Hold {
                 reason,
                 retry_in,
@@ -131,30 +132,46 @@ impl Worker {
         }
     }
 
-    /// Records a final state decided without a send.
+    /// The verdict on a job whose earlier attempt never recorded its outcome and
+    /// that has no attempt left.
+    pub(crate) fn gave_up(&self, job: &ClaimedJob) -> Verdict {
+        Verdict::Fail(format!(
+            "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
+            job.attempts - 1,
+            self.cfg.tries
+        ))
+    }
+
+    /// Records a final state on the job's `rows` and deletes the job.
     fn settle(
         &self,
         conn: &mut PgConnection,
         job: &ClaimedJob,
+        rows: &[i64],
         outcome: Final,
         trace: &Trace,
     ) -> Result<(), StoreError> {
-        self.queue.finish(conn, job, &outcome)?;
+        self.queue.finish(conn, job, rows, &outcome)?;
         let (counter, line) = match &outcome {
             Final::Skipped { reason } => (&self.stats.skipped, format!("skipped ({reason})")),
             Final::Failed { error } => (&self.stats.failed, format!("failed ({error})")),
             Final::Sent { .. } => (&self.stats.sent, "sent".to_owned()),
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let line = match rows.len() {
+            0 | 1 => line,
+            n => format!("{line} ({n} reminders in one message)"),
+        };
         trace.log(job, &line);
         Ok(())
     }
 
-    /// Sends `ready` and records what happened.
+    /// Sends `ready` and records what happened on the `rows` it carries.
     fn send(
         &self,
         conn: &mut PgConnection,
         job: &ClaimedJob,
+        rows: &[i64],
         ready: &Ready,
         trace: &Trace,
     ) -> Result<(), StoreError> {
@@ -166,6 +183,7 @@ impl Worker {
         };
         let sent = Sent {
             job,
+            rows,
             ready,
             result: self.senders.get(job.channel).send(&msg),
             trace,
@@ -217,34 +235,35 @@ impl Worker {
     fn record_once(&self, conn: &mut PgConnection, sent: &Sent<'_>) -> Result<(), StoreError> {
         let Sent {
             job,
+            rows,
             ready,
             result,
             trace,
         } = sent;
-        let (job, trace) = (*job, *trace);
+        let (job, rows, trace) = (*job, *rows, *trace);
         match result {
             Ok(delivered) => {
                 let sent = Final::Sent {
                     recipient: ready.recipient.clone(),
                     provider_message_id: delivered.provider_message_id.clone(),
                 };
-                self.settle(conn, job, sent, trace)
+                self.settle(conn, job, rows, sent, trace)
             }
             Err(SendError::Permanent(e)) => {
                 let failed = Final::Failed { error: e.clone() };
-                self.settle(conn, job, failed, trace)
+                self.settle(conn, job, rows, failed, trace)
             }
             Err(SendError::Transient(e)) if job.attempts < self.cfg.tries as i32 => {
                 let backoff = self.backoff(job.attempts);
                 let at = OffsetDateTime::now_utc() + backoff;
-                self.queue.retry_later(conn, job, at, e)?;
+                self.queue.retry_later(conn, job, rows, at, e)?;
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
                 trace.log(job, &format!("retry in {}s ({e})", backoff.as_secs()));
                 Ok(())
             }
             Err(SendError::Transient(e)) => {
                 let error = format!("{e} (gave up after {} attempts)", job.attempts);
-                self.settle(conn, job, Final::Failed { error }, trace)
+                self.settle(conn, job, rows, Final::Failed { error }, trace)
             }
             Err(wide @ SendError::ChannelWide { kind, reason, .. }) => {
                 let until = OffsetDateTime::now_utc() + self.pause_for(*kind);

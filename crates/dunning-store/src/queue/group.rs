@@ -11,12 +11,9 @@
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
-use time::OffsetDateTime;
 
-use super::{ClaimedJob, Final, JobQueue};
+use super::{ClaimedJob, JobQueue};
 use crate::Result;
-use crate::schema::jobs;
 
 impl JobQueue {
     /// Drops one row from its group before the send: skipped, for good, with `reason`.
@@ -38,57 +35,5 @@ impl JobQueue {
             ))
             .execute(conn)?;
         Ok(())
-    }
-
-    /// Records `outcome` on every row in `carried` (the rows one message carried;
-    /// empty: none was left) and deletes the job, atomically ([`super::sql::FINISH`]).
-    pub fn finish_group(
-        &self,
-        conn: &mut PgConnection,
-        job: &ClaimedJob,
-        carried: &[i64],
-        outcome: &Final,
-    ) -> Result<()> {
-        let (status, recipient, provider_id, error) = outcome.columns();
-        crate::named(super::sql::FINISH)
-            .bind::<BigInt, _>(job.id)
-            .bind::<Array<BigInt>, _>(carried)
-            .bind::<Text, _>(status)
-            .bind::<Nullable<Text>, _>(recipient)
-            .bind::<Nullable<Text>, _>(provider_id)
-            .bind::<Nullable<Text>, _>(error)
-            .bind::<Integer, _>(job.attempts)
-            .execute(conn)?;
-        Ok(())
-    }
-
-    /// [`JobQueue::retry_later`] for a group: the error goes on every row it carries.
-    pub fn retry_group_later(
-        &self,
-        conn: &mut PgConnection,
-        job: &ClaimedJob,
-        carried: &[i64],
-        at: OffsetDateTime,
-        error: &str,
-    ) -> Result<()> {
-        use crate::schema::notifications as n;
-        conn.transaction(|conn| {
-            diesel::update(n::table.filter(n::id.eq_any(carried)))
-                .set((
-                    n::attempts.eq(job.attempts),
-                    n::error.eq(error),
-                    n::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
-            diesel::update(jobs::table.find(job.id))
-                .set((
-                    jobs::reserved_at.eq(None::<OffsetDateTime>),
-                    jobs::reserved_by.eq(None::<String>),
-                    jobs::available_at.eq(at),
-                    jobs::last_error.eq(error),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
     }
 }

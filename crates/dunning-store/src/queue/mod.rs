@@ -20,7 +20,7 @@ use diesel::dsl::sql as fragment;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{
-    BigInt, Bool, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz,
+    Array, BigInt, Bool, Date as SqlDate, Double, Integer, Nullable, Text, Timestamptz,
 };
 use time::{Date, OffsetDateTime};
 
@@ -321,21 +321,58 @@ impl JobQueue {
             .optional()?)
     }
 
-    /// Records a final state in the ledger and deletes the job, atomically.
-    pub fn finish(&self, conn: &mut PgConnection, job: &ClaimedJob, outcome: &Final) -> Result<()> {
-        self.finish_group(conn, job, &[job.notification_id], outcome)
+    /// Records `outcome` on every row in `carried` (the job's own row, or the rows
+    /// one grouped message carried; empty: none was left) and deletes the job,
+    /// atomically ([`sql::FINISH`]).
+    pub fn finish(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        carried: &[i64],
+        outcome: &Final,
+    ) -> Result<()> {
+        let (status, recipient, provider_id, error) = outcome.columns();
+        crate::named(sql::FINISH)
+            .bind::<BigInt, _>(job.id)
+            .bind::<Array<BigInt>, _>(carried)
+            .bind::<Text, _>(status)
+            .bind::<Nullable<Text>, _>(recipient)
+            .bind::<Nullable<Text>, _>(provider_id)
+            .bind::<Nullable<Text>, _>(error)
+            .bind::<Integer, _>(job.attempts)
+            .execute(conn)?;
+        Ok(())
     }
 
-    /// Puts `job` back for another attempt at `at`, keeping the error in the job
-    /// and in the ledger.
+    /// Puts `job` back for another attempt at `at`, keeping the error in the job and
+    /// on every row it carries.
     pub fn retry_later(
         &self,
         conn: &mut PgConnection,
         job: &ClaimedJob,
+        carried: &[i64],
         at: OffsetDateTime,
         error: &str,
     ) -> Result<()> {
-        self.retry_group_later(conn, job, &[job.notification_id], at, error)
+        use crate::schema::notifications as n;
+        conn.transaction(|conn| {
+            diesel::update(n::table.filter(n::id.eq_any(carried)))
+                .set((
+                    n::attempts.eq(job.attempts),
+                    n::error.eq(error),
+                    n::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+            diesel::update(jobs::table.find(job.id))
+                .set((
+                    jobs::reserved_at.eq(None::<OffsetDateTime>),
+                    jobs::reserved_by.eq(None::<String>),
+                    jobs::available_at.eq(at),
+                    jobs::last_error.eq(error),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
     }
 
     /// Hands `job` back, ready at `at`, without counting its attempt (its channel

@@ -6,7 +6,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use dunning_core::config::WhatsAppDriver;
-use dunning_core::mask::mask_recipient;
+use dunning_core::mask::{mask_ledger_recipient, mask_recipient};
 use dunning_core::{Channel, Stage};
 use dunning_store::ops::failed::{self, Filter, Selection};
 use dunning_store::ops::health::{self, MISSED_WINDOW_DAYS, STUCK_AFTER_SECS};
@@ -444,7 +444,8 @@ pub(crate) async fn failed(
         .map(|r| {
             json!({ "id": r.id, "invoice": r.invoice_number, "customer": r.customer_name,
                     "stage": r.stage, "channel": r.channel, "run_date": r.run_date.to_string(),
-                    "recipient": r.recipient.as_deref().map_or_else(|| "-".to_owned(), mask_recipient),
+                    "recipient": r.recipient.as_deref()
+                        .map_or_else(|| "-".to_owned(), |to| mask_ledger_recipient(&r.channel, to)),
                     "attempts": r.attempts, "error": r.error, "failed_at": when(zone, r.failed_at) })
         })
         .collect();
@@ -630,7 +631,8 @@ fn events_json(state: &DashboardState, events: &[search::Event]) -> Vec<Value> {
             };
             json!({ "at": when(zone, e.at), "invoice": e.invoice_number, "kind": e.kind,
                     "what": what, "stage": e.stage, "channel": e.channel,
-                    "recipient": e.recipient.as_deref().map(mask_recipient),
+                    "recipient": e.recipient.as_deref()
+                        .map(|to| mask_ledger_recipient(e.channel.as_deref().unwrap_or_default(), to)),
                     "detail": e.detail, "attempts": e.attempts })
         })
         .collect()

@@ -761,6 +761,8 @@ async fn a_failed_hook_run_is_shown_and_retried_from_the_dashboard() {
     assert!(b.exists(&format!("#failed-{hook}")).await);
     let wa = failed_id(&app, "INV-20261201-000001", "whatsapp");
     assert!(!b.exists(&format!("#failed-{wa}")).await, "only hook runs");
+    let row = b.text(&format!("#failed-{hook}")).await;
+    assert!(row.contains("isolir"), "the action's name, unmasked: {row}");
     b.screenshot("dashboard-gagal-hook").await;
     assert_eq!(b.text(&format!("#retry-{hook}")).await, "Jalankan ulang");
     b.click(&format!("#retry-{hook}")).await;
@@ -840,5 +842,9 @@ async fn a_failed_hook_run_is_shown_and_retried_from_the_dashboard() {
     b.goto(&app.url(&format!("/cari/tagihan/{invoice}"))).await;
     let timeline = b.text("#timeline").await;
     assert!(timeline.contains("Aksi dijalankan"), "{timeline}");
+    assert!(
+        timeline.contains("isolir"),
+        "the action's name, unmasked: {timeline}"
+    );
     b.close().await;
 }

@@ -222,6 +222,8 @@ async fn hook_runs_show_when_hooks_are_configured_or_have_run_and_not_otherwise(
     assert!(html.contains(&format!("id=\"failed-{failed}\"")), "{html}");
     assert!(html.contains("<option value=\"hook\" selected"), "{html}");
     assert!(html.contains("Jalankan ulang"), "{html}");
+    // The action's name is not personal data: shown as is, not masked.
+    assert!(html.contains("<td class=\"nw\">isolir</td>"), "{html}");
     let (_, html) = get(&plain, "/gagal?channel=email", &session);
     assert!(!html.contains(&format!("id=\"failed-{failed}\"")), "{html}");
 }

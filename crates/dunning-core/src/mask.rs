@@ -31,6 +31,17 @@ pub fn mask_recipient(recipient: &str) -> String {
     }
 }
 
+/// A ledger row's recipient as operators see it (`failed`, the report, the
+/// dashboard): masked for a message; for an escalation hook's run (channel `hook`)
+/// the recipient is the action's name (`isolir`), not personal data: shown as is.
+pub fn mask_ledger_recipient(channel: &str, recipient: &str) -> String {
+    if channel == "hook" {
+        recipient.to_owned()
+    } else {
+        mask_recipient(recipient)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +54,18 @@ mod tests {
         assert_eq!(mask_recipient("customer@email.com"), "c***@email.com");
         assert_eq!(mask_phone("123"), "****");
         assert_eq!(mask_email("nonsense"), "***");
+    }
+
+    #[test]
+    fn a_hooks_action_name_is_not_masked_a_messages_recipient_is() {
+        assert_eq!(mask_ledger_recipient("hook", "isolir"), "isolir");
+        assert_eq!(
+            mask_ledger_recipient("whatsapp", "6285707211646"),
+            "6285****1646"
+        );
+        assert_eq!(
+            mask_ledger_recipient("email", "budi@example.id"),
+            "b***@example.id"
+        );
     }
 }

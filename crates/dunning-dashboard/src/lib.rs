@@ -32,6 +32,11 @@ pub struct Options {
     /// The scheduler's catch-up window (`DUNNING_CATCH_UP_DAYS`), for the WhatsApp
     /// forecast of the next run on "Hari ini".
     pub catch_up_days: u32,
+    /// Escalation hooks are configured (`DUNNING_HOOKS` set, or `hooks.toml` in the
+    /// working directory): their runs get a row on "Hari ini", a chart on "Riwayat"
+    /// and a filter on "Gagal" even on a day without any. Without hooks those show
+    /// only when the ledger has hook rows.
+    pub hooks: bool,
 }
 
 impl Default for Options {
@@ -40,6 +45,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             queue: "default".into(),
             catch_up_days: 3,
+            hooks: false,
         }
     }
 }
@@ -56,9 +62,14 @@ pub struct OptionsError {
 impl Options {
     /// Reads `DUNNING_WEB_TRUSTED_PROXIES` (comma-separated IP addresses, default
     /// none), `DUNNING_QUEUE` (default `default`) and `DUNNING_CATCH_UP_DAYS`
-    /// (default 3, as for the scheduler).
+    /// (default 3, as for the scheduler), and whether hooks are configured
+    /// (`DUNNING_HOOKS`, as the worker reads it; the worker checks the file).
     pub fn from_env() -> Result<Options, OptionsError> {
-        let mut options = Options::default();
+        let mut options = Options {
+            hooks: dunning_core::hooks::HookSettings::from_env()
+                .is_ok_and(|h| h.explicit || h.file.exists()),
+            ..Options::default()
+        };
         if let Ok(list) = std::env::var("DUNNING_WEB_TRUSTED_PROXIES") {
             for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 options

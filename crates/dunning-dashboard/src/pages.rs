@@ -6,7 +6,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use dunning_core::config::WhatsAppDriver;
-use dunning_core::mask::mask_recipient;
+use dunning_core::mask::{mask_ledger_recipient, mask_recipient};
 use dunning_core::{Channel, Stage};
 use dunning_store::ops::failed::{self, Filter, Selection};
 use dunning_store::ops::health::{self, MISSED_WINDOW_DAYS, STUCK_AFTER_SECS};
@@ -23,12 +23,24 @@ use crate::view::{duration, render, when};
 use crate::{AppError, DashboardState, chart};
 
 const CHANNELS: [&str; 2] = ["email", "whatsapp"];
+/// The ledger's channel of an escalation hook's run (`dunning_store::hooks`).
+const HOOK: &str = dunning_store::hooks::HOOK_CHANNEL;
 const STATUSES: [&str; 4] = ["queued", "sent", "failed", "skipped"];
 /// A worker silent this long counts as dead (doctor's default `--heartbeat-max-age`).
 const HEARTBEAT_MAX_AGE_SECS: i64 = 120;
 /// Rows the failures page shows.
 const FAILED_PAGE_ROWS: i64 = 200;
 const HISTORY_DAYS: u32 = 30;
+
+/// The channels a page shows: email and WhatsApp always, escalation hooks when they
+/// are configured or the rows read have some (an ISP without hooks sees no hook row).
+fn channels(state: &DashboardState, hook_rows: bool) -> Vec<&'static str> {
+    let mut v = CHANNELS.to_vec();
+    if state.options().hooks || hook_rows {
+        v.push(HOOK);
+    }
+    v
+}
 
 pub(crate) fn page(
     state: &DashboardState,
@@ -122,17 +134,19 @@ pub(crate) async fn today(
             .map(|r| r.total)
             .sum()
     };
-    let rows: Vec<Value> = CHANNELS
-        .iter()
-        .map(|ch| {
-            let counts: Vec<i64> = STATUSES.iter().map(|st| count(ch, st)).collect();
-            json!({ "channel": ch, "counts": counts, "total": counts.iter().sum::<i64>() })
-        })
-        .collect();
+    let row = |ch: &str| {
+        let counts: Vec<i64> = STATUSES.iter().map(|st| count(ch, st)).collect();
+        json!({ "channel": ch, "counts": counts, "total": counts.iter().sum::<i64>() })
+    };
+    let rows: Vec<Value> = CHANNELS.iter().map(|ch| row(ch)).collect();
     let totals: Vec<i64> = STATUSES
         .iter()
         .map(|st| CHANNELS.iter().map(|ch| count(ch, st)).sum())
         .collect();
+    // Hook runs are not messages: their own row, outside the totals.
+    let hook = channels(&state, by_status.iter().any(|r| r.channel == HOOK))
+        .contains(&HOOK)
+        .then(|| row(HOOK));
     let quota = i64::from(s.fonnte_monthly_quota);
     let wa_left = (quota - wa_sent).max(0);
     let alive: Vec<Value> = running
@@ -223,7 +237,7 @@ pub(crate) async fn today(
         context! {
             today => dunning_core::format::tanggal(today),
             statuses => STATUSES,
-            rows, totals, problems, pauses, last, alive,
+            rows, totals, hook, problems, pauses, last, alive,
             next_run => dunning_core::format::tanggal(next_day),
             queue => json!({ "waiting": q_health.waiting, "ready": q_health.ready,
                 "reserved": q_health.reserved,
@@ -344,9 +358,11 @@ impl OwnedFilter {
     fn parse(q: &FailedQuery) -> Result<OwnedFilter, AppError> {
         let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         let channel = some(&q.channel);
-        if let Some(c) = &channel {
+        if let Some(c) = &channel
+            && c != HOOK
+        {
             c.parse::<Channel>().map_err(|_| {
-                AppError::bad_request("Kanal tidak dikenal: pilih email atau whatsapp.")
+                AppError::bad_request("Kanal tidak dikenal: pilih email, whatsapp atau hook.")
             })?;
         }
         let stage = some(&q.stage);
@@ -428,7 +444,8 @@ pub(crate) async fn failed(
         .map(|r| {
             json!({ "id": r.id, "invoice": r.invoice_number, "customer": r.customer_name,
                     "stage": r.stage, "channel": r.channel, "run_date": r.run_date.to_string(),
-                    "recipient": r.recipient.as_deref().map_or_else(|| "-".to_owned(), mask_recipient),
+                    "recipient": r.recipient.as_deref()
+                        .map_or_else(|| "-".to_owned(), |to| mask_ledger_recipient(&r.channel, to)),
                     "attempts": r.attempts, "error": r.error, "failed_at": when(zone, r.failed_at) })
         })
         .collect();
@@ -438,12 +455,13 @@ pub(crate) async fn failed(
         .iter()
         .map(ToString::to_string)
         .collect();
+    let hook_rows = q.channel.trim() == HOOK || rows.iter().any(|r| r.channel == HOOK);
     page(
         &state,
         &user,
         "failed.html",
         "gagal",
-        context! { items, more, filter => &q, stages, channels => CHANNELS,
+        context! { items, more, filter => &q, stages, channels => channels(&state, hook_rows),
         retried => flash.diulang, limit => FAILED_PAGE_ROWS },
     )
 }
@@ -598,8 +616,11 @@ fn events_json(state: &DashboardState, events: &[search::Event]) -> Vec<Value> {
     events
         .iter()
         .map(|e| {
+            let hook = e.channel.as_deref() == Some(HOOK);
             let what = match e.kind.as_str() {
                 "invoice" => "Tagihan tercatat",
+                "queued" if hook => "Aksi diantre",
+                "sent" if hook => "Aksi dijalankan",
                 "queued" => "Pengingat diantre",
                 "waiting" => "Menunggu di antrean",
                 "sent" => "Terkirim",
@@ -610,7 +631,8 @@ fn events_json(state: &DashboardState, events: &[search::Event]) -> Vec<Value> {
             };
             json!({ "at": when(zone, e.at), "invoice": e.invoice_number, "kind": e.kind,
                     "what": what, "stage": e.stage, "channel": e.channel,
-                    "recipient": e.recipient.as_deref().map(mask_recipient),
+                    "recipient": e.recipient.as_deref()
+                        .map(|to| mask_ledger_recipient(e.channel.as_deref().unwrap_or_default(), to)),
                     "detail": e.detail, "attempts": e.attempts })
         })
         .collect()
@@ -701,7 +723,7 @@ pub(crate) async fn history(
         .rev()
         .map(|i| today - Duration::days(i64::from(i)))
         .collect();
-    let charts: Vec<Value> = CHANNELS
+    let charts: Vec<Value> = channels(&state, rows.iter().any(|r| r.channel == HOOK))
         .iter()
         .map(|ch| {
             let c = chart::stacked(&days, |d, st| {

@@ -737,3 +737,114 @@ async fn pauses_and_opt_outs_are_added_ended_and_opted_in_by_an_admin_only() {
     assert_eq!(actions, 4);
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hook_run_is_shown_and_retried_from_the_dashboard() {
+    let app = App::start().await;
+    seed(&app);
+    // The isolation of INV-…-000001 failed today (the router was busy).
+    app.exec(
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient,
+                                    status, attempts, error, due_date)
+         SELECT id, customer_id, 'T+7', 'hook', (now() AT TIME ZONE 'Asia/Jakarta')::date, 'isolir',
+                'failed', 3, 'exit status 3: router busy', due_date
+         FROM invoices WHERE number = 'INV-20261201-000001'",
+    );
+    let hook = failed_id(&app, "INV-20261201-000001", "hook");
+    let b = Browser::start().await;
+    b.login(&app, ADMIN.0, ADMIN.1).await;
+    assert_eq!(b.text("#count-hook-failed").await, "1");
+    assert_eq!(b.text("#count-email-sent").await, "2", "messages unchanged");
+    assert_eq!(b.text("#failed-total").await, "3");
+
+    b.goto(&app.url("/gagal?channel=hook")).await;
+    assert!(b.exists(&format!("#failed-{hook}")).await);
+    let wa = failed_id(&app, "INV-20261201-000001", "whatsapp");
+    assert!(!b.exists(&format!("#failed-{wa}")).await, "only hook runs");
+    let row = b.text(&format!("#failed-{hook}")).await;
+    assert!(row.contains("isolir"), "the action's name, unmasked: {row}");
+    b.screenshot("dashboard-gagal-hook").await;
+    assert_eq!(b.text(&format!("#retry-{hook}")).await, "Jalankan ulang");
+    b.click(&format!("#retry-{hook}")).await;
+    assert!(b.text("#retried").await.starts_with("1 pengiriman"));
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM notifications n JOIN jobs j ON j.notification_id = n.id
+             WHERE n.id = {hook} AND n.status = 'queued' AND j.channel = 'hook'"
+        )),
+        1
+    );
+
+    // A worker with the hook configured runs it again: a fake command.
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let hooks = dunning_core::hooks::Hooks::parse(
+        "hooks.toml",
+        &format!(
+            "\"T+7\" = \"isolir\"\n[actions.isolir]\ncommand = [\"/bin/sh\", \"-c\", \"echo isolated >> {}; echo ok\"]\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    let hook_settings = dunning_core::hooks::HookSettings {
+        file: "hooks.toml".into(),
+        explicit: true,
+        timeout: std::time::Duration::from_secs(10),
+        secret: None,
+    };
+    let settings = app.settings.clone();
+    let pool = app.db.pool(4);
+    tokio::task::spawn_blocking(move || {
+        let senders = dunning_worker::Senders {
+            email: Arc::from(dunning_channels::email_sender(&settings).expect("email sender")),
+            whatsapp: Arc::from(
+                dunning_channels::whatsapp_sender(&settings).expect("whatsapp sender"),
+            ),
+        };
+        dunning_worker::Worker::new(
+            pool,
+            senders,
+            Templates::builtin("Wikarta Provider"),
+            dunning_worker::Config::for_tests("default"),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .with_hooks(hooks, &hook_settings)
+        .run();
+    })
+    .await
+    .expect("worker");
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "isolated\n",
+        "ran once"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM notifications WHERE id = {hook} AND status = 'sent' AND body = 'ok'"
+        )),
+        1
+    );
+
+    // Today's row, the history chart and the invoice's timeline show it ran.
+    b.goto(&app.url("/hari-ini")).await;
+    assert_eq!(b.text("#count-hook-sent").await, "1");
+    assert_eq!(b.text("#count-hook-failed").await, "0");
+    b.goto(&app.url("/riwayat")).await;
+    assert_eq!(
+        b.client
+            .find_all(fantoccini::Locator::Css("#chart-hook rect"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let invoice = app.count("SELECT id AS n FROM invoices WHERE number = 'INV-20261201-000001'");
+    b.goto(&app.url(&format!("/cari/tagihan/{invoice}"))).await;
+    let timeline = b.text("#timeline").await;
+    assert!(timeline.contains("Aksi dijalankan"), "{timeline}");
+    assert!(
+        timeline.contains("isolir"),
+        "the action's name, unmasked: {timeline}"
+    );
+    b.close().await;
+}

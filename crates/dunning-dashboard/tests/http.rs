@@ -2,6 +2,7 @@
 
 mod support;
 
+use dunning_dashboard::Options;
 use support::{App, get, http};
 
 fn login(app: &App, name: &str, password: &str) -> (u16, Option<String>) {
@@ -142,4 +143,87 @@ async fn today_forecasts_the_next_runs_whatsapp_messages_without_writing() {
     assert_eq!(app.count("SELECT count(*) AS n FROM notifications"), 0);
     assert_eq!(app.count("SELECT count(*) AS n FROM jobs"), 0);
     assert_eq!(app.count("SELECT count(*) AS n FROM schedule_runs"), 0);
+}
+
+/// One customer with an overdue invoice whose isolation hook failed today and whose
+/// paid hook ran. Returns the failed run's notification id.
+fn seed_hook_runs(app: &App) -> i64 {
+    app.exec(
+        "INSERT INTO customers (external_id, name, email, phone)
+         VALUES ('C1', 'Budi', 'budi@example.id', '6285707211646')",
+    );
+    app.exec(
+        "INSERT INTO invoices (number, customer_id, amount, due_date, status)
+         SELECT n, c.id, 150000, (now() AT TIME ZONE 'Asia/Jakarta')::date - 7, 'unpaid'
+         FROM (VALUES ('INV-1'), ('INV-2')) v(n) CROSS JOIN customers c",
+    );
+    app.exec(
+        "INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, recipient,
+                                    status, attempts, error, due_date)
+         SELECT i.id, i.customer_id, st, 'hook', (now() AT TIME ZONE 'Asia/Jakarta')::date, a, s, 1, e,
+                i.due_date
+         FROM (VALUES ('INV-1', 'T+7', 'isolir', 'failed', 'exit status 3: router busy'),
+                      ('INV-2', 'T+7', 'isolir', 'sent', NULL)) v(num, st, a, s, e)
+         JOIN invoices i ON i.number = v.num",
+    );
+    app.count("SELECT id AS n FROM notifications WHERE status = 'failed'")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_runs_show_when_hooks_are_configured_or_have_run_and_not_otherwise() {
+    let markers = [
+        ("/hari-ini", "id=\"hook-row\""),
+        ("/riwayat", "id=\"chart-hook\""),
+        ("/gagal", "<option value=\"hook\""),
+    ];
+    // An ISP without hooks: no hook row, chart or filter.
+    let plain = App::start().await;
+    plain.add_user("sari", "admin", "kata-sandi-admin");
+    let (_, session) = login(&plain, "sari", "kata-sandi-admin");
+    let session = session.expect("logged in");
+    for (path, marker) in markers {
+        let (status, html) = get(&plain, path, &session);
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(!html.contains(marker), "{path} shows hooks: {html}");
+    }
+
+    // Hooks configured, none run yet: shown, with zeros.
+    let configured = App::start_with(Options {
+        hooks: true,
+        ..Options::default()
+    })
+    .await;
+    configured.add_user("sari", "admin", "kata-sandi-admin");
+    let (_, s2) = login(&configured, "sari", "kata-sandi-admin");
+    let s2 = s2.expect("logged in");
+    for (path, marker) in markers {
+        let (status, html) = get(&configured, path, &s2);
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(html.contains(marker), "{path} hides hooks: {html}");
+    }
+    let (_, html) = get(&configured, "/hari-ini", &s2);
+    assert_eq!(text_of(&html, "count-hook-total"), "0");
+
+    // Not configured (the web process has no hooks.toml) but the ledger has runs:
+    // shown with the ledger's numbers, outside the messages' totals.
+    let failed = seed_hook_runs(&plain);
+    let (_, html) = get(&plain, "/hari-ini", &session);
+    assert!(html.contains("Aksi (hook)"), "{html}");
+    assert_eq!(text_of(&html, "count-hook-failed"), "1");
+    assert_eq!(text_of(&html, "count-hook-sent"), "1");
+    assert_eq!(text_of(&html, "count-hook-total"), "2");
+    assert_eq!(text_of(&html, "count-email-total"), "0");
+    assert_eq!(text_of(&html, "failed-total"), "1");
+    let (_, html) = get(&plain, "/riwayat", &session);
+    assert!(html.contains("id=\"chart-hook\""), "{html}");
+    assert!(html.contains("(2 notifikasi"), "{html}");
+    let (status, html) = get(&plain, "/gagal?channel=hook", &session);
+    assert_eq!(status, 200, "the hook channel is a valid filter: {html}");
+    assert!(html.contains(&format!("id=\"failed-{failed}\"")), "{html}");
+    assert!(html.contains("<option value=\"hook\" selected"), "{html}");
+    assert!(html.contains("Jalankan ulang"), "{html}");
+    // The action's name is not personal data: shown as is, not masked.
+    assert!(html.contains("<td class=\"nw\">isolir</td>"), "{html}");
+    let (_, html) = get(&plain, "/gagal?channel=email", &session);
+    assert!(!html.contains(&format!("id=\"failed-{failed}\"")), "{html}");
 }

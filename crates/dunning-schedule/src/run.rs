@@ -443,6 +443,14 @@ fn summary_json(
                     .iter()
                     .filter(|g| g.stage == stage && g.stage_date == day),
             );
+            // Messages (jobs), as `totals.jobs`: with DUNNING_GROUP=customer one
+            // carries several reminders and counts at the stage of its job's row.
+            let jobs = report
+                .stage_messages
+                .iter()
+                .find(|s| s.stage == stage && s.stage_date == day)
+                .map(|s| s.messages)
+                .unwrap_or_default();
             json!({
                 "stage": stage.to_string(),
                 "stage_date": day.to_string(),
@@ -451,7 +459,8 @@ fn summary_json(
                 "found": t.found,
                 "dispatched": t.dispatched,
                 "skipped": t.skipped,
-                "jobs": { "email": t.email_jobs, "whatsapp": t.whatsapp_jobs },
+                "jobs": { "email": jobs.email, "whatsapp": jobs.whatsapp },
+                "reminders": { "email": t.email_jobs, "whatsapp": t.whatsapp_jobs },
             })
         })
         .collect();

@@ -119,6 +119,38 @@ fn failed_lists_masked_recipients_and_the_last_error() {
 }
 
 #[test]
+fn failed_shows_a_hooks_action_name_unmasked() {
+    let env = seeded();
+    // The isolation hook of invoice 1 failed: its recipient is the action's name.
+    env.exec(
+        "INSERT INTO notifications (id, invoice_id, customer_id, stage, channel, run_date, recipient,
+                                    status, attempts, error)
+         VALUES (6, 1, 1, 'T+7', 'hook', current_date, 'isolir', 'failed', 3,
+                 'exit status 3: router busy')",
+    );
+    let text = ok(&env.run(&["failed"]));
+    let hook = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("6 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        hook.contains(" hook ") && hook.contains(" isolir ") && hook.contains("router busy"),
+        "{hook}"
+    );
+    assert!(
+        text.contains("0857****1646"),
+        "messages stay masked: {text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&env.run(&["failed", "--json"]))).unwrap();
+    let rows = json.as_array().unwrap();
+    let hook = rows.iter().find(|r| r["id"] == 6).unwrap();
+    assert_eq!(hook["recipient"], "isolir", "{hook}");
+    let wa = rows.iter().find(|r| r["id"] == 1).unwrap();
+    assert_eq!(wa["recipient"], "0857****1646", "{wa}");
+}
+
+#[test]
 fn retry_queues_the_given_ids_and_reports_unknown_ones() {
     let env = seeded();
     let out = env.run(&["retry", "1", "2", "999"]);

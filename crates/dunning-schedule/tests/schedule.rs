@@ -475,6 +475,55 @@ fn json_summary_for_monitoring() {
 }
 
 #[test]
+fn json_stage_jobs_count_messages_under_grouping() {
+    let db = TestDatabase::new();
+    let mut c = db.conn();
+    customers(&mut c);
+    // On 2025-11-15: John has two invoices at T-3 and one at T-7, Jane one at T-3.
+    invoice(&mut c, "INV-1", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-2", 1, "2025-11-18", "unpaid");
+    invoice(&mut c, "INV-3", 1, "2025-11-22", "unpaid");
+    invoice(&mut c, "INV-4", 2, "2025-11-18", "unpaid");
+    let run = |group: &str| -> serde_json::Value {
+        let out = bin()
+            .env("DATABASE_URL", db.url())
+            .env("DUNNING_GROUP", group)
+            .args(["--date", "2025-11-15", "--force", "--dry-run", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_str(&ok(&out)).unwrap()
+    };
+    let stage = |v: &serde_json::Value, name: &str| -> serde_json::Value {
+        v["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap_or_else(|| panic!("{v}"))
+            .clone()
+    };
+    for channel in ["email", "whatsapp"] {
+        // One message per customer: 2 messages carry 4 reminders.
+        let v = run("customer");
+        assert_eq!(v["totals"]["jobs"][channel], 2, "{v}");
+        assert_eq!(v["totals"]["reminders"][channel], 4, "{v}");
+        let (t3, t7) = (stage(&v, "T-3"), stage(&v, "T-7"));
+        assert_eq!(t3["reminders"][channel], 3, "{v}");
+        assert_eq!(t7["reminders"][channel], 1, "{v}");
+        let jobs = |s: &serde_json::Value| s["jobs"][channel].as_i64().unwrap();
+        let per_stage: i64 = v["stages"].as_array().unwrap().iter().map(jobs).sum();
+        assert_eq!(per_stage, 2, "the stages' jobs add up to the messages: {v}");
+        // Jane's message is a T-3 one; John's counts at one of his stages.
+        assert!((1..=2).contains(&jobs(&t3)), "{v}");
+        // One message per invoice: jobs and reminders agree, stage by stage.
+        let v = run("invoice");
+        assert_eq!(v["totals"]["jobs"][channel], 4, "{v}");
+        assert_eq!(stage(&v, "T-3")["jobs"][channel], 3, "{v}");
+        assert_eq!(stage(&v, "T-7")["jobs"][channel], 1, "{v}");
+    }
+}
+
+#[test]
 fn dotenv_in_the_working_directory_sets_variables_and_flags() {
     let db = TestDatabase::new();
     let mut c = db.conn();

@@ -105,16 +105,26 @@ pub struct EventPlan {
     pub paid: Option<String>,
     /// The action run when a customer opts out of a channel.
     pub optout: Option<String>,
-    /// (stage, restore action): when an invoice that had this stage's action run
-    /// (or tried) is paid, the restore runs once.
+    /// (stage, restore action): when the last of a customer's unpaid invoices that
+    /// had this stage's action run (or tried) is paid, the restore runs once.
     pub restores: Vec<(String, String)>,
 }
 
 /// Takes every pending hook event and queues the runs `plan` asks for on `queue`,
-/// dated `today`: `paid` and each due restore for an invoice still paid, `optout`
-/// for an opt-out (once per customer and channel). Events nothing is configured for
-/// are dropped. Safe from many workers at once: each event is taken by one.
+/// dated `today`: `paid` for an invoice still paid, `optout` for an opt-out (once
+/// per customer and channel), and each due restore. Events nothing is configured
+/// for are dropped. Safe from many workers at once: each event is taken by one.
 /// Returns how many runs were queued.
+///
+/// A customer is isolated by stage S while one of their unpaid invoices has a run
+/// of S's action that was not skipped. The restore of S is queued by the payment
+/// of such an invoice only when no other one is left unpaid: paying one of two
+/// isolated invoices restores nothing, paying the second restores once. One
+/// restore per isolation episode: its row is keyed (`notifications_one_hook`) on
+/// the invoice of the customer's newest (not skipped) run of S, which a new
+/// episode always changes (a stage action runs once per invoice ever), so two
+/// payments ending one episode — in one sweep or in two workers' at once — queue
+/// one restore, and the next episode gets its own.
 pub fn sweep(conn: &mut PgConnection, plan: &EventPlan, queue: &str, today: Date) -> Result<usize> {
     Ok(diesel::sql_query(
         "WITH ev AS (
@@ -127,14 +137,26 @@ pub fn sweep(conn: &mut PgConnection, plan: &EventPlan, queue: &str, today: Date
              SELECT NULL, ev.customer_id, NULL, 'optout:' || ev.channel, $2
              FROM ev WHERE ev.event = 'optout' AND $2 IS NOT NULL
              UNION ALL
-             SELECT ev.invoice_id, ev.customer_id, i.due_date, 'restore:' || r.stage, r.action
+             SELECT last.invoice_id, ev.customer_id, last.due_date, 'restore:' || r.stage, r.action
              FROM ev
              JOIN invoices i ON i.id = ev.invoice_id AND i.status = 'paid'
              CROSS JOIN unnest($3::text[], $4::text[]) AS r(stage, action)
+             -- the episode's key: the invoice of the customer's newest run of the stage
+             CROSS JOIN LATERAL (
+                 SELECT n.invoice_id, n.due_date FROM notifications n
+                 WHERE n.channel = 'hook' AND n.customer_id = ev.customer_id
+                   AND n.stage = r.stage AND n.status <> 'skipped' AND n.invoice_id IS NOT NULL
+                 ORDER BY n.id DESC LIMIT 1
+             ) last
              WHERE ev.event = 'paid'
                AND EXISTS (SELECT 1 FROM notifications n
                            WHERE n.channel = 'hook' AND n.invoice_id = ev.invoice_id
                              AND n.stage = r.stage AND n.status <> 'skipped')
+               -- no other invoice keeps the customer isolated
+               AND NOT EXISTS (SELECT 1 FROM notifications o
+                               JOIN invoices oi ON oi.id = o.invoice_id AND oi.status = 'unpaid'
+                               WHERE o.channel = 'hook' AND o.customer_id = ev.customer_id
+                                 AND o.stage = r.stage AND o.status <> 'skipped')
          ), ins AS (
              INSERT INTO notifications (invoice_id, customer_id, stage, channel, run_date, due_date,
                                         recipient, status)
@@ -236,9 +258,15 @@ pub struct HookFacts {
     pub email: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub phone: Option<String>,
-    /// For a restore: the status of the run it undoes (`None`: there is none).
+    /// For a restore: the state of the runs it undoes, the customer's runs of the
+    /// stage since their previous restore (not skipped): `queued` while one has not
+    /// ended, `sent` once one ran or was tried, `None` when none did.
     #[diesel(sql_type = Nullable<Text>)]
     pub undone_status: Option<String>,
+    /// For a restore: an unpaid invoice of the customer whose run of the stage was
+    /// not skipped (the customer is still isolated by it), `None` when there is none.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub still_isolated: Option<String>,
 }
 
 /// Reads a hook job's ledger row, invoice and customer. `None`: the row is gone.
@@ -249,10 +277,21 @@ pub fn facts(conn: &mut PgConnection, job: &HookJob) -> Result<Option<HookFacts>
                 i.status AS invoice_status, i.paid_at,
                 cu.id AS customer_id, cu.name AS customer_name,
                 NULLIF(btrim(cu.email), '') AS email, NULLIF(btrim(cu.phone), '') AS phone,
-                (SELECT o.status FROM notifications o
+                (SELECT CASE WHEN bool_or(o.status = 'queued') THEN 'queued'
+                             WHEN bool_or(o.status <> 'skipped') THEN 'sent' END
+                   FROM notifications o
                   WHERE n.stage LIKE 'restore:%' AND o.channel = 'hook'
-                    AND o.invoice_id = n.invoice_id AND o.stage = substr(n.stage, 9)
-                  LIMIT 1) AS undone_status
+                    AND o.customer_id = n.customer_id AND o.stage = substr(n.stage, 9)
+                    AND o.id > COALESCE((SELECT max(p.id) FROM notifications p
+                                         WHERE p.channel = 'hook' AND p.customer_id = n.customer_id
+                                           AND p.stage = n.stage AND p.id < n.id
+                                           AND p.status <> 'skipped'), 0)) AS undone_status,
+                (SELECT oi.number FROM notifications o
+                   JOIN invoices oi ON oi.id = o.invoice_id AND oi.status = 'unpaid'
+                  WHERE n.stage LIKE 'restore:%' AND o.channel = 'hook'
+                    AND o.customer_id = n.customer_id AND o.stage = substr(n.stage, 9)
+                    AND o.status <> 'skipped'
+                  ORDER BY oi.number LIMIT 1) AS still_isolated
          FROM notifications n
          JOIN customers cu ON cu.id = n.customer_id
          LEFT JOIN invoices i ON i.id = n.invoice_id

@@ -155,6 +155,10 @@ pub struct Report {
     /// Messages queued (jobs) per channel: one per invoice, or one per customer
     /// with `DUNNING_GROUP=customer`. What the WhatsApp quota is counted in.
     pub messages: Messages,
+    /// The same messages per stage day: a message carrying reminders of several
+    /// stages counts for the stage of its job's (lead) row, so these add up to
+    /// [`Report::messages`].
+    pub stage_messages: Vec<StageMessages>,
 }
 
 /// Messages a run queued (or, dry, would queue) per channel.
@@ -162,6 +166,14 @@ pub struct Report {
 pub struct Messages {
     pub email: i64,
     pub whatsapp: i64,
+}
+
+/// Messages queued for one stage day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageMessages {
+    pub stage: Stage,
+    pub stage_date: Date,
+    pub messages: Messages,
 }
 
 #[derive(QueryableByName)]
@@ -313,19 +325,28 @@ SELECT $1, id, channel FROM g WHERE id = lead
 
 #[derive(QueryableByName)]
 struct MessagesRow {
+    #[diesel(sql_type = Integer)]
+    off: i32,
+    #[diesel(sql_type = SqlDate)]
+    stage_date: Date,
     #[diesel(sql_type = BigInt)]
     email: i64,
     #[diesel(sql_type = BigInt)]
     whatsapp: i64,
 }
 
-/// The messages queued per channel (`$1` true: one per customer).
+/// The messages queued per stage day and channel (`$1` true: one per customer and
+/// channel, counted at the stage of its lead row, the one the job points at).
 const MESSAGES: &str = "
-SELECT count(DISTINCT CASE WHEN $1 THEN customer_id ELSE invoice_id END)
-           FILTER (WHERE channel = 'email') AS email,
-       count(DISTINCT CASE WHEN $1 THEN customer_id ELSE invoice_id END)
-           FILTER (WHERE channel = 'whatsapp') AS whatsapp
-FROM schedule_candidates WHERE inserted = 'queued'
+SELECT off, stage_date,
+       count(*) FILTER (WHERE channel = 'email') AS email,
+       count(*) FILTER (WHERE channel = 'whatsapp') AS whatsapp
+FROM (SELECT off, stage_date, channel, notification_id,
+             min(notification_id) OVER (
+                 PARTITION BY CASE WHEN $1 THEN customer_id ELSE invoice_id END, channel) AS lead
+      FROM schedule_candidates WHERE inserted = 'queued') q
+WHERE notification_id = lead
+GROUP BY off, stage_date ORDER BY stage_date, off
 ";
 
 /// One row per invoice with the outcome on each channel; finished by the caller's
@@ -523,13 +544,21 @@ pub fn schedule_around(
                 .bind::<Text, _>(req.queue.to_owned())
                 .execute(conn)?;
         }
-        let m: MessagesRow = diesel::sql_query(MESSAGES)
+        let per_stage: Vec<MessagesRow> = diesel::sql_query(MESSAGES)
             .bind::<diesel::sql_types::Bool, _>(grouped)
-            .get_result(conn)?;
-        report.messages = Messages {
-            email: m.email,
-            whatsapp: m.whatsapp,
-        };
+            .load(conn)?;
+        for m in per_stage {
+            report.messages.email += m.email;
+            report.messages.whatsapp += m.whatsapp;
+            report.stage_messages.push(StageMessages {
+                stage: Stage::from_offset(m.off),
+                stage_date: m.stage_date,
+                messages: Messages {
+                    email: m.email,
+                    whatsapp: m.whatsapp,
+                },
+            });
+        }
         let statement = |tail: &str| diesel::sql_query(format!("{OUTCOMES} {tail}"));
         if req.lines {
             let rows: Vec<Row> = statement(

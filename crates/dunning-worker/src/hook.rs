@@ -203,8 +203,8 @@ impl Worker {
 }
 
 /// The check right before a run: a stage's action only while the invoice is unpaid,
-/// `paid` while it is paid, a restore once the run it undoes has ended (and was
-/// not skipped), an opt-out always.
+/// `paid` while it is paid, a restore once the runs it undoes have ended (one not
+/// skipped) and no unpaid invoice keeps the customer isolated, an opt-out always.
 fn check(f: &HookFacts) -> Decision {
     let skip = |reason: String| Decision::End(HookEnd::Skipped { reason });
     if f.ledger_status != "queued" {
@@ -222,8 +222,10 @@ fn check(f: &HookFacts) -> Decision {
         };
     }
     if let Some(undone) = f.stage.strip_prefix("restore:") {
-        if invoice != "paid" {
-            return skip(format!("invoice is {invoice} again: not restored"));
+        if let Some(number) = &f.still_isolated {
+            return skip(format!(
+                "invoice {number} is unpaid and its {undone} action ran: still isolated, not restored"
+            ));
         }
         return match f.undone_status.as_deref() {
             Some("queued") => Decision::Wait(
@@ -358,6 +360,7 @@ mod tests {
             email: None,
             phone: None,
             undone_status: None,
+            still_isolated: None,
         };
         let job = HookJob {
             id: 1,

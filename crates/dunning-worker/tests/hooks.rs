@@ -593,3 +593,180 @@ restore = \"buka\"
         "{stages:?}"
     );
 }
+
+#[test]
+fn a_customer_is_restored_once_when_the_last_isolated_invoice_is_paid() {
+    // Customer 1 and customer 2 each have two invoices 7 days overdue.
+    let db = database(2);
+    let scripts = Scripts::new();
+    let mut c = db.conn();
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date)
+             VALUES ('INV-1B', 1, 120000, DATE '{d}' - 7), ('INV-2B', 2, 130000, DATE '{d}' - 7)",
+            d = today()
+        ),
+    );
+    let hooks = Hooks::parse(
+        "hooks.toml",
+        &format!(
+            "\"T+7\" = {{ action = \"isolir\", message = false }}
+[actions.isolir]
+{c}
+restore = \"buka\"
+[actions.buka]
+{c}
+",
+            c = scripts.command("record.sh")
+        ),
+    )
+    .unwrap();
+    let hs = settings(Duration::from_secs(10));
+    let drain = || {
+        worker(&db, &hooks, &hs, 3).run();
+        worker(&db, &hooks, &hs, 3).run();
+    };
+    let restores = |log: &[String]| -> Vec<String> {
+        log.iter()
+            .filter(|l| l.starts_with("restore "))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        schedule(&db, &hooks),
+        4,
+        "every overdue invoice is isolated"
+    );
+    drain();
+
+    // Paying one of customer 1's two isolated invoices restores nothing.
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-000001'",
+    );
+    drain();
+    assert_eq!(restores(&scripts.log()), Vec::<String>::new());
+    // Paying the second one restores once.
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-1B'",
+    );
+    drain();
+    let log = restores(&scripts.log());
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(
+        log[0].starts_with("restore buka INV-") && log[0].ends_with(" 1  T+7"),
+        "{log:?}"
+    );
+
+    // Customer 2 pays both at once (one sweep takes both events): one restore.
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number IN ('INV-000002', 'INV-2B')",
+    );
+    drain();
+    let log = restores(&scripts.log());
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[1].ends_with(" 2  T+7"), "{log:?}");
+
+    // A new episode: customer 1 falls behind again, is isolated and pays: restored again.
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date)
+             VALUES ('INV-1C', 1, 140000, DATE '{}' - 7)",
+            today()
+        ),
+    );
+    assert_eq!(schedule(&db, &hooks), 1);
+    drain();
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-1C'",
+    );
+    drain();
+    let log = restores(&scripts.log());
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert_eq!(log[2], "restore buka INV-1C 1  T+7");
+    let rows: Vec<(Option<String>, String)> = ledger(&db)
+        .into_iter()
+        .filter(|r| r.stage == "restore:T+7")
+        .map(|r| (r.number, r.status))
+        .collect();
+    assert_eq!(rows.len(), 3, "one ledger row per episode: {rows:?}");
+    assert!(rows.iter().all(|(_, s)| s == "sent"), "{rows:?}");
+}
+
+#[test]
+fn a_restore_queued_before_another_invoice_was_isolated_is_skipped() {
+    let db = database(1);
+    let scripts = Scripts::new();
+    let hooks = Hooks::parse(
+        "hooks.toml",
+        &format!(
+            "\"T+7\" = \"isolir\"
+[actions.isolir]
+{c}
+restore = \"buka\"
+[actions.buka]
+{c}
+",
+            c = scripts.command("record.sh")
+        ),
+    )
+    .unwrap();
+    assert_eq!(schedule(&db, &hooks), 1);
+    let hs = settings(Duration::from_secs(10));
+    worker(&db, &hooks, &hs, 3).run();
+    let mut c = db.conn();
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-000001'",
+    );
+    let plan = dunning_store::hooks::EventPlan {
+        paid: None,
+        optout: None,
+        restores: vec![("T+7".into(), "buka".into())],
+    };
+    assert_eq!(
+        dunning_store::hooks::sweep(&mut c, &plan, "default", today()).unwrap(),
+        1
+    );
+    // Before the restore runs, another overdue invoice of the customer is isolated.
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO invoices (number, customer_id, amount, due_date)
+             VALUES ('INV-1B', 1, 120000, DATE '{}' - 7)",
+            today()
+        ),
+    );
+    assert_eq!(schedule(&db, &hooks), 1);
+    worker(&db, &hooks, &hs, 3).run();
+    worker(&db, &hooks, &hs, 3).run();
+    let rows = ledger(&db);
+    let restore = rows.iter().find(|r| r.stage == "restore:T+7").unwrap();
+    assert_eq!(restore.status, "skipped", "{restore:?}");
+    assert!(
+        restore
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("invoice INV-1B is unpaid and its T+7 action ran"),
+        "{restore:?}"
+    );
+    // When INV-1B is paid, the customer is restored.
+    exec(
+        &mut c,
+        "UPDATE invoices SET status = 'paid', paid_at = now() WHERE number = 'INV-1B'",
+    );
+    worker(&db, &hooks, &hs, 3).run();
+    worker(&db, &hooks, &hs, 3).run();
+    let log: Vec<String> = scripts
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("restore "))
+        .collect();
+    assert_eq!(log, ["restore buka INV-1B 1  T+7"]);
+}

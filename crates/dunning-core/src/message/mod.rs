@@ -19,9 +19,11 @@
 //! | `before_due.email.txt`, … | every stage before the due date (`T-n`) |
 //! | `overdue.whatsapp.txt`, … | every stage after the due date (`T+n`, n ≥ 1) |
 //! | `default.email.subject.txt`, … | every stage, `T+0` included |
+//! | `grouped.email.txt`, `grouped.whatsapp.txt`, `grouped.email.subject.txt` | the one message for several invoices of a customer (`DUNNING_GROUP=customer`), with the variables in [`GROUP_VARIABLES`] |
 //!
 //! For one stage and channel the first existing file wins: the stage's own file, its
-//! group (`before_due` / `overdue`), `default`, then the built-in text. WhatsApp has
+//! group (`before_due` / `overdue`), `default`, then the built-in text; a grouped
+//! message uses its `grouped.*` file, else the built-in one. WhatsApp has
 //! no subject. Hidden files, `README*` and subdirectories are ignored; any other
 //! file that is not one of these names is an error (a misspelt override that is
 //! silently ignored is worse than a refusal to start), and so is a stage file for a
@@ -124,6 +126,27 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The variables a `grouped.*` template can use, with an example value each.
+pub const GROUP_VARIABLES: &[(&str, &str)] = &[
+    (
+        "customer_name",
+        "Budi Santoso (one line, at most 100 characters)",
+    ),
+    ("count", "2 (the invoices in the message)"),
+    ("total", "Rp 400.000"),
+    ("total_raw", "400000 (a number, for comparisons)"),
+    (
+        "overdue",
+        "true when one of the invoices is past its due date",
+    ),
+    (
+        "reminders",
+        "the invoices, for `{% for r in reminders %}`: r.invoice_number, r.amount, r.amount_raw, r.due_date, r.due_date_iso, r.stage, r.overdue, r.wording (\"akan jatuh tempo pada 18 November 2025\", \"jatuh tempo besok, …\", \"jatuh tempo hari ini, …\", \"telah melewati jatuh tempo pada …\"), r.payment_url (empty without a link)",
+    ),
+    ("channel", "email or whatsapp"),
+    ("company_name", "Wikarta Provider (DUNNING_COMPANY_NAME)"),
+];
+
 /// A template that cannot be loaded or rendered. Load-time errors name the file
 /// (and line, where there is one) and say how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +194,7 @@ pub enum TemplateError {
         "{}: unknown variable {}; available variables: {}",
         at(path, *line),
         names.join(", "),
-        variable_names()
+        variable_names_for(path)
     )]
     UnknownVariable {
         path: PathBuf,
@@ -182,7 +205,7 @@ pub enum TemplateError {
     #[error(
         "{}: {detail}; available variables: {}",
         at(path, *line),
-        variable_names()
+        variable_names_for(path)
     )]
     Invalid {
         path: PathBuf,
@@ -209,8 +232,19 @@ fn join(stages: &[Stage]) -> String {
         .join(",")
 }
 
-fn variable_names() -> String {
-    VARIABLES
+/// The variables a template file may use: [`GROUP_VARIABLES`] for a `grouped.*`
+/// file, [`VARIABLES`] for the others.
+fn variables_of(path: &Path) -> &'static [(&'static str, &'static str)] {
+    let grouped = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(Key::parse)
+        .is_some_and(|k| k.scope == Scope::Grouped);
+    if grouped { GROUP_VARIABLES } else { VARIABLES }
+}
+
+fn variable_names_for(path: &Path) -> String {
+    variables_of(path)
         .iter()
         .map(|(name, _)| *name)
         .collect::<Vec<_>>()
@@ -302,6 +336,9 @@ impl Templates {
             for channel in Channel::ALL {
                 self.render(stage, channel, &sample_facts())?;
             }
+        }
+        for channel in Channel::ALL {
+            self.render_group(channel, "Budi Santoso", &sample_group())?;
         }
         Ok(())
     }
@@ -408,16 +445,50 @@ impl Templates {
         })
     }
 
-    /// One message for several reminders of one customer (`DUNNING_GROUP=customer`,
-    /// built-in text): each invoice with its number, amount, due date and stage
-    /// wording, its payment link if it has one, then the total. The subject names
-    /// the count ("Pengingat Pembayaran 2 Tagihan"). `items` in the order listed.
+    /// One message for several reminders of one customer (`DUNNING_GROUP=customer`;
+    /// `grouped.*` overrides, else the built-in text): each invoice with its number,
+    /// amount, due date and stage wording, its payment link if it has one, then the
+    /// total. The subject names the count ("Pengingat Pembayaran 2 Tagihan").
+    /// `items` in the order listed.
     pub fn render_group(
         &self,
         channel: Channel,
         customer_name: &str,
         items: &[GroupItem],
     ) -> Result<Rendered, TemplateError> {
+        let ctx = self.group_context(channel, customer_name, items);
+        let render = |part| {
+            let key = Key::grouped(channel, part);
+            let (name, origin) = match self.overrides.get(&key) {
+                Some(path) => (key.to_string(), Some(path)),
+                None => (
+                    match part {
+                        Part::Subject => GROUPED_SUBJECT,
+                        Part::Body => GROUPED_BODY,
+                    }
+                    .to_owned(),
+                    None,
+                ),
+            };
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(&ctx))
+                .map_err(|e| TemplateError::Render {
+                    origin: match (origin, e.line()) {
+                        (Some(path), line) => at(path, line),
+                        (None, _) => format!("{BUILT_IN} {name}"),
+                    },
+                    detail: detail(&e),
+                })
+        };
+        Ok(Rendered {
+            subject: clean::one_line(&render(Part::Subject)?, usize::MAX),
+            body: render(Part::Body)?.trim_end().to_owned(),
+        })
+    }
+
+    /// The variables of a grouped message ([`GROUP_VARIABLES`]).
+    fn group_context(&self, channel: Channel, customer_name: &str, items: &[GroupItem]) -> Value {
         let reminders: Vec<Value> = items
             .iter()
             .map(|it| {
@@ -439,7 +510,7 @@ impl Templates {
             })
             .collect();
         let total: i64 = items.iter().map(|it| it.facts.amount).sum();
-        let ctx = context! {
+        context! {
             customer_name => customer_display_name(customer_name),
             count => items.len(),
             total => rupiah(total),
@@ -448,20 +519,7 @@ impl Templates {
             reminders => reminders,
             channel => channel.as_str(),
             company_name => self.company_name.as_str(),
-        };
-        let render = |name: &str| {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| TemplateError::Render {
-                    origin: format!("{BUILT_IN} {name}"),
-                    detail: detail(&e),
-                })
-        };
-        Ok(Rendered {
-            subject: clean::one_line(&render(GROUPED_SUBJECT)?, usize::MAX),
-            body: render(GROUPED_BODY)?.trim_end().to_owned(),
-        })
+        }
     }
 
     /// What is in use for every configured stage and channel: the override file name
@@ -487,6 +545,18 @@ impl Templates {
                 };
                 out.push((name, origin));
             }
+        }
+        for (channel, part) in [
+            (Channel::Email, Part::Subject),
+            (Channel::Email, Part::Body),
+            (Channel::WhatsApp, Part::Body),
+        ] {
+            let key = Key::grouped(channel, part);
+            let origin = self
+                .overrides
+                .get(&key)
+                .map_or_else(|| BUILT_IN.to_owned(), |p| p.display().to_string());
+            out.push((key.to_string(), origin));
         }
         out
     }
@@ -541,35 +611,49 @@ impl Templates {
                 detail: detail(&e),
             })?;
 
-        let mut stages = key.stages_in(&self.stages);
-        if stages.is_empty() {
-            // A group with no configured stage still has to be correct when one is added.
-            stages.push(Stage::from_offset(match key.scope {
-                Scope::Stage(stage) => stage.offset_days(),
-                Scope::Overdue => 3,
-                Scope::BeforeDue | Scope::Default => -3,
-            }));
-        }
         let channels: &[Channel] = match key.part {
             Part::Subject => &Channel::ALL,
             Part::Body => std::slice::from_ref(&key.channel),
         };
-
-        let mut first_error = None;
-        let mut outputs = Vec::new();
-        for &stage in &stages {
+        // What the template is tried with: each stage (and channel) it serves with
+        // sample facts, or, for `grouped.*`, a sample group on each channel.
+        let mut samples: Vec<(String, Value)> = Vec::new();
+        if key.scope == Scope::Grouped {
             for &channel in channels {
-                let ctx = self.context(stage, channel, &sample_facts(), SAMPLE_URL);
-                match template.render(&ctx) {
-                    Ok(text) => outputs.push((stage, text)),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+                let ctx = self.group_context(channel, "Budi Santoso", &sample_group());
+                samples.push(("a sample group of 2 invoices".to_owned(), ctx));
+            }
+        } else {
+            let mut stages = key.stages_in(&self.stages);
+            if stages.is_empty() {
+                // A group with no configured stage still has to be correct when one is added.
+                stages.push(Stage::from_offset(match key.scope {
+                    Scope::Stage(stage) => stage.offset_days(),
+                    Scope::Overdue => 3,
+                    Scope::BeforeDue | Scope::Default | Scope::Grouped => -3,
+                }));
+            }
+            for &stage in &stages {
+                for &channel in channels {
+                    let ctx = self.context(stage, channel, &sample_facts(), SAMPLE_URL);
+                    samples.push((format!("stage {stage} with sample facts"), ctx));
                 }
             }
         }
 
-        let unknown = self.unknown_variables(&template.undeclared_variables(true));
+        let mut first_error = None;
+        let mut outputs = Vec::new();
+        for (label, ctx) in &samples {
+            match template.render(ctx) {
+                Ok(text) => outputs.push((label, text)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+
+        let unknown =
+            self.unknown_variables(&template.undeclared_variables(true), variables_of(path));
         if !unknown.is_empty() {
             // The renderer knows the exact line when it hit the variable; a variable in
             // a branch the sample facts did not take is found in the source instead.
@@ -591,7 +675,7 @@ impl Templates {
                 detail: detail(&e),
             });
         }
-        for (stage, text) in outputs {
+        for (label, text) in outputs {
             let problem = if text.trim().is_empty() {
                 Some("renders to an empty text")
             } else if key.part == Part::Subject && text.trim().contains(['\n', '\r']) {
@@ -603,7 +687,7 @@ impl Templates {
                 return Err(TemplateError::Invalid {
                     path: path.clone(),
                     line: None,
-                    detail: format!("{problem} (for stage {stage} with sample facts)"),
+                    detail: format!("{problem} (for {label})"),
                 });
             }
         }
@@ -613,9 +697,13 @@ impl Templates {
     /// Names a template looks up that are neither our variables nor minijinja's
     /// global functions (`range`, `namespace`, …), sorted. Our variables are plain
     /// text and numbers, so an attribute of one (`customer_name.first`) is unknown too.
-    fn unknown_variables(&self, names: &std::collections::HashSet<String>) -> Vec<String> {
+    fn unknown_variables(
+        &self,
+        names: &std::collections::HashSet<String>,
+        variables: &[(&str, &str)],
+    ) -> Vec<String> {
         let globals: BTreeSet<&str> = self.env.globals().map(|(name, _)| name).collect();
-        let is_variable = |name: &str| VARIABLES.iter().any(|(known, _)| *known == name);
+        let is_variable = |name: &str| variables.iter().any(|(known, _)| *known == name);
         let unknown: BTreeSet<String> = names
             .iter()
             .filter_map(|name| {
@@ -661,6 +749,28 @@ fn sample_facts() -> InvoiceFacts {
         amount: 150_000,
         due_date: date!(2025 - 11 - 18),
     }
+}
+
+/// The group overrides are test-rendered with at load time: one invoice before its
+/// due date with a payment link, one overdue without.
+fn sample_group() -> Vec<GroupItem> {
+    vec![
+        GroupItem {
+            stage: Stage::from_offset(-3),
+            facts: sample_facts(),
+            payment_url: Some(SAMPLE_URL.to_owned()),
+        },
+        GroupItem {
+            stage: Stage::from_offset(3),
+            facts: InvoiceFacts {
+                invoice_number: "INV-20251015-654321".into(),
+                amount: 250_000,
+                due_date: date!(2025 - 10 - 18),
+                ..sample_facts()
+            },
+            payment_url: None,
+        },
+    ]
 }
 
 /// Drops a BOM, turns CRLF/CR into LF and drops trailing newlines, so a file saved by

@@ -4,7 +4,9 @@
 //!
 //! - `<scope>` is a stage exactly as `DUNNING_STAGES` spells it (`T-7`, `T+3`, `T+0`),
 //!   or a group: `before_due` (every `T-n`), `overdue` (every `T+n`, n ≥ 1) or
-//!   `default` (every stage, `T+0` included);
+//!   `default` (every stage, `T+0` included); or `grouped`: the one message for
+//!   several invoices of a customer (`DUNNING_GROUP=customer`), which has its own
+//!   variables and falls back to its built-in text only;
 //! - `<channel>` is `email` or `whatsapp`;
 //! - `.subject` marks an email subject (WhatsApp messages have none).
 //!
@@ -30,6 +32,8 @@ pub(crate) enum Scope {
     BeforeDue,
     Overdue,
     Default,
+    /// The message for several invoices of one customer (no stage fallback).
+    Grouped,
 }
 
 impl Scope {
@@ -47,6 +51,7 @@ impl Scope {
             "before_due" => Some(Scope::BeforeDue),
             "overdue" => Some(Scope::Overdue),
             "default" => Some(Scope::Default),
+            "grouped" => Some(Scope::Grouped),
             // Only the canonical spelling: `t-3` or `T-03` would be a second name
             // for the same file, and two names for one thing is how overrides get lost.
             _ => s
@@ -65,6 +70,7 @@ impl fmt::Display for Scope {
             Scope::BeforeDue => f.write_str("before_due"),
             Scope::Overdue => f.write_str("overdue"),
             Scope::Default => f.write_str("default"),
+            Scope::Grouped => f.write_str("grouped"),
         }
     }
 }
@@ -120,7 +126,20 @@ impl Key {
         .collect()
     }
 
-    /// The stages among `configured` this key applies to.
+    /// The grouped message's key for `channel` and `part` (subjects are email-only,
+    /// as for [`Key::candidates`]).
+    pub(crate) fn grouped(channel: Channel, part: Part) -> Key {
+        Key {
+            scope: Scope::Grouped,
+            channel: match part {
+                Part::Subject => Channel::Email,
+                Part::Body => channel,
+            },
+            part,
+        }
+    }
+
+    /// The stages among `configured` this key applies to (none for `grouped`).
     pub(crate) fn stages_in(self, configured: &[Stage]) -> Vec<Stage> {
         configured
             .iter()
@@ -128,6 +147,7 @@ impl Key {
             .filter(|&stage| match self.scope {
                 Scope::Stage(s) => s == stage,
                 Scope::Default => true,
+                Scope::Grouped => false,
                 group => Scope::group_of(stage) == Some(group),
             })
             .collect()
@@ -139,6 +159,7 @@ impl Key {
             Scope::BeforeDue,
             Scope::Overdue,
             Scope::Default,
+            Scope::Grouped,
         ]);
         scopes
             .flat_map(|scope| {
@@ -190,6 +211,9 @@ mod tests {
             "before_due.email.subject.txt",
             "overdue.whatsapp.txt",
             "default.email.txt",
+            "grouped.email.txt",
+            "grouped.email.subject.txt",
+            "grouped.whatsapp.txt",
         ] {
             let key = Key::parse(name).unwrap_or_else(|| panic!("{name} should parse"));
             assert_eq!(key.to_string(), name);
@@ -211,6 +235,8 @@ mod tests {
             "due_today.email.txt",
             "T-3.Email.txt",
             "README.md",
+            "grouped.txt",
+            "grouped.whatsapp.subject.txt",
         ] {
             assert_eq!(Key::parse(name), None, "{name} should be rejected");
         }

@@ -253,11 +253,14 @@ fn builtin_sources_cover_every_stage_and_channel() {
             "T-3.whatsapp.txt",
             "T+3.email.subject.txt",
             "T+3.email.txt",
-            "T+3.whatsapp.txt"
+            "T+3.whatsapp.txt",
+            "grouped.email.subject.txt",
+            "grouped.email.txt",
+            "grouped.whatsapp.txt"
         ]
     );
     assert!(sources.iter().all(|(_, origin)| origin == BUILT_IN));
-    assert_eq!(Templates::builtin(COMPANY).sources().len(), 12);
+    assert_eq!(Templates::builtin(COMPANY).sources().len(), 15);
 }
 
 // --- hostile customer data ------------------------------------------------------
@@ -581,6 +584,19 @@ fn documented_examples_load_and_render() {
             assert!(!m.subject.contains('\n'));
         }
     }
+    let wa = t
+        .render_group(Channel::WhatsApp, "Budi", &group_items())
+        .unwrap();
+    assert!(
+        wa.body.contains("- INV-2: Rp 150.000, akan jatuh tempo"),
+        "{}",
+        wa.body
+    );
+    assert!(
+        wa.body.contains("Total Rp 400.000. Mohon dibayar hari ini"),
+        "{}",
+        wa.body
+    );
 }
 
 #[test]
@@ -691,4 +707,129 @@ Tim Wikarta Provider"
     );
     let before = t.render_group(Channel::Email, "Budi", &items[2..]).unwrap();
     assert_eq!(before.subject, "Pengingat Pembayaran 2 Tagihan 🕒");
+}
+
+fn group_items() -> Vec<GroupItem> {
+    vec![
+        GroupItem {
+            stage: stage("T+3"),
+            facts: InvoiceFacts {
+                invoice_number: "INV-1".into(),
+                amount: 250_000,
+                due_date: date!(2025 - 11 - 12),
+                ..seed_facts()
+            },
+            payment_url: Some("https://pay.example.id/1".into()),
+        },
+        GroupItem {
+            stage: stage("T-3"),
+            facts: InvoiceFacts {
+                invoice_number: "INV-2".into(),
+                ..seed_facts()
+            },
+            payment_url: None,
+        },
+    ]
+}
+
+#[test]
+fn grouped_messages_can_be_overridden_like_the_others() {
+    let (dir, loaded) = load_with(
+        &[
+            (
+                "grouped.whatsapp.txt",
+                "Yth. {{ customer_name }}, {{ count }} tagihan:\r\n{% for r in reminders %}\r\n- {{ r.invoice_number }} {{ r.amount }} ({{ r.stage }})\r\n{% if r.payment_url %}\r\n  {{ r.payment_url }}\r\n{% endif %}\r\n{% endfor %}\r\nTotal {{ total }}\r\n\r\n",
+            ),
+            (
+                "grouped.email.subject.txt",
+                "{{ count }} tagihan {% if overdue %}lewat{% else %}segera{% endif %} - {{ company_name }}",
+            ),
+        ],
+        DEFAULT_STAGES,
+    );
+    let t = loaded.unwrap();
+    let wa = t
+        .render_group(Channel::WhatsApp, "Budi", &group_items())
+        .unwrap();
+    assert_eq!(
+        wa.body,
+        "Yth. Budi, 2 tagihan:\n- INV-1 Rp 250.000 (T+3)\n  https://pay.example.id/1\n- INV-2 Rp 150.000 (T-3)\nTotal Rp 400.000"
+    );
+    let email = t
+        .render_group(Channel::Email, "Budi", &group_items())
+        .unwrap();
+    assert_eq!(email.subject, "2 tagihan lewat - Wikarta Provider");
+    // No grouped.email.txt: the email body stays the built-in text.
+    assert!(
+        email
+            .body
+            .starts_with("Halo Budi,\n\nKami ingin mengingatkan 2 tagihan"),
+        "{}",
+        email.body
+    );
+    // A single-invoice message is not affected.
+    assert_eq!(render(&t, "T-3", Channel::WhatsApp).body, SEED_BODY);
+    let origin = |name: &str| {
+        t.sources()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o)
+            .unwrap()
+    };
+    let path = |file: &str| dir.path().join(file).display().to_string();
+    assert_eq!(origin("grouped.whatsapp.txt"), path("grouped.whatsapp.txt"));
+    assert_eq!(
+        origin("grouped.email.subject.txt"),
+        path("grouped.email.subject.txt")
+    );
+    assert_eq!(origin("grouped.email.txt"), BUILT_IN);
+}
+
+#[test]
+fn a_broken_grouped_override_stops_the_load_naming_the_file_and_the_fix() {
+    // A single-invoice variable is not a grouped one: named with the grouped list.
+    let (dir, err) = load_err(&[(
+        "grouped.whatsapp.txt",
+        "Halo {{ customer_name }}\nTagihan {{ invoice_number }}",
+    )]);
+    let file = dir
+        .path()
+        .join("grouped.whatsapp.txt")
+        .display()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("{file}:2: unknown variable invoice_number;")),
+        "{err}"
+    );
+    assert!(
+        err.contains("available variables: customer_name, count, total"),
+        "{err}"
+    );
+    // A misspelt attribute of an invoice in the list fails when rendered.
+    let (_dir, err) = load_err(&[(
+        "grouped.email.txt",
+        "{% for r in reminders %}\n{{ r.nomor }}\n{% endfor %}",
+    )]);
+    assert!(err.contains("grouped.email.txt:2:"), "{err}");
+    assert!(err.contains("undefined"), "{err}");
+    // A subject stays one line; syntax errors name the line.
+    let (_dir, err) = load_err(&[(
+        "grouped.email.subject.txt",
+        "{{ count }} tagihan\n{{ total }}",
+    )]);
+    assert!(
+        err.contains("a subject must be a single line (for a sample group of 2 invoices)"),
+        "{err}"
+    );
+    let (_dir, err) = load_err(&[("grouped.whatsapp.txt", "ok\n{% for r in reminders %}")]);
+    assert!(
+        err.contains("grouped.whatsapp.txt:2:") && err.contains("syntax error"),
+        "{err}"
+    );
+    // WhatsApp has no subject; the built-in names are not override names.
+    for name in ["grouped.whatsapp.subject.txt", "grouped.txt"] {
+        let (_dir, err) = load_err(&[(name, "x")]);
+        assert!(err.contains("not a template file name"), "{err}");
+        assert!(err.contains("grouped.email.subject.txt"), "{err}");
+    }
 }

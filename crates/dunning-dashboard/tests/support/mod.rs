@@ -27,6 +27,11 @@ pub struct App {
 
 impl App {
     pub async fn start() -> App {
+        App::start_with(Options::default()).await
+    }
+
+    /// A dashboard served with these options (e.g. hooks configured).
+    pub async fn start_with(options: Options) -> App {
         let db = TestDatabase::new();
         let outbox = tempfile::tempdir().expect("outbox dir");
         let mut settings = Settings::from_env().expect("settings from the test environment");
@@ -35,7 +40,7 @@ impl App {
             .max_size(4)
             .build(ConnectionManager::<PgConnection>::new(db.url()))
             .expect("dashboard pool");
-        let state = DashboardState::new(pool, settings.clone(), Options::default());
+        let state = DashboardState::new(pool, settings.clone(), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

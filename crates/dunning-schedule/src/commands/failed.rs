@@ -1,7 +1,7 @@
 //! `dunning-schedule failed` and `dunning-schedule retry`.
 
 use dunning_core::Settings;
-use dunning_core::mask::mask_recipient;
+use dunning_core::mask::mask_ledger_recipient;
 use dunning_store::ops::failed::{self, Selection};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -20,9 +20,10 @@ pub fn list(settings: &Settings, since: Option<&str>, json: bool) -> anyhow::Res
     // but the failure to get the link is: listed after them.
     let link_since = since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let masked = |r: &failed::Failed| {
-        r.recipient
-            .as_deref()
-            .map_or_else(|| "-".to_owned(), mask_recipient)
+        r.recipient.as_deref().map_or_else(
+            || "-".to_owned(),
+            |to| mask_ledger_recipient(&r.channel, to),
+        )
     };
     if json {
         let items: Vec<serde_json::Value> = rows

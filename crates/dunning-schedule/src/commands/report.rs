@@ -14,7 +14,7 @@ use dunning_channels::{OutgoingMessage, SendError};
 use dunning_core::calendar::Calendar;
 use dunning_core::contact::{normalize_phone, validate_email};
 use dunning_core::format::{rupiah, tanggal};
-use dunning_core::mask::mask_recipient;
+use dunning_core::mask::{mask_ledger_recipient, mask_recipient};
 use dunning_core::{Channel, Settings};
 use dunning_store::ops::failed::{self, Failed, Filter};
 use dunning_store::ops::history::{self, RECOVERY_DAYS, Recovery};
@@ -368,9 +368,10 @@ impl Data {
                     f.invoice_number,
                     f.stage,
                     f.channel,
-                    f.recipient
-                        .as_deref()
-                        .map_or_else(|| "-".to_owned(), mask_recipient),
+                    f.recipient.as_deref().map_or_else(
+                        || "-".to_owned(),
+                        |to| mask_ledger_recipient(&f.channel, to)
+                    ),
                     f.error.as_deref().unwrap_or("-").replace(['\r', '\n'], " ")
                 );
                 let fix = fix_for(f);
@@ -544,7 +545,7 @@ impl Data {
                 "failed": self.failed.iter().map(|f| json!({
                     "id": f.id, "invoice": f.invoice_number, "stage": f.stage,
                     "channel": f.channel,
-                    "recipient": f.recipient.as_deref().map(mask_recipient),
+                    "recipient": f.recipient.as_deref().map(|to| mask_ledger_recipient(&f.channel, to)),
                     "attempts": f.attempts, "error": f.error, "fix": fix_for(f),
                 })).collect::<Vec<_>>(),
                 "paused_channels": self.paused.iter().map(|p| json!({

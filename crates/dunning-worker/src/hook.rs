@@ -2,7 +2,6 @@
 //! the events the database's triggers record, and taking one hook job to its next
 //! state (check, run, record) like a delivery.
 
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use serde_json::json;
 use time::{Date, OffsetDateTime};
 
 use crate::Worker;
+use crate::every::Every;
 
 /// The variables a hook command gets (next to the worker's own environment);
 /// `scripts/check-docs` lets the docs name them.
@@ -46,7 +46,7 @@ pub(crate) struct HookWork {
     hooks: Hooks,
     runner: HookRunner,
     plan: EventPlan,
-    next: Mutex<Instant>,
+    sweep: Every,
 }
 
 impl HookWork {
@@ -67,7 +67,7 @@ impl HookWork {
             hooks,
             runner: HookRunner::new(settings),
             plan,
-            next: Mutex::new(Instant::now()),
+            sweep: Every::new(SWEEP_EVERY),
         }
     }
 
@@ -78,13 +78,8 @@ impl HookWork {
         queue: &str,
         today: Date,
     ) -> Result<(), StoreError> {
-        {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            if now < *next {
-                return Ok(());
-            }
-            *next = now + SWEEP_EVERY;
+        if !self.sweep.due() {
+            return Ok(());
         }
         let queued = dunning_store::hooks::sweep(conn, &self.plan, queue, today)?;
         if queued > 0 {

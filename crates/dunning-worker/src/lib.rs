@@ -11,6 +11,7 @@ mod answer;
 mod billing;
 mod budget;
 pub mod cli;
+mod every;
 mod gate;
 mod group;
 mod hook;

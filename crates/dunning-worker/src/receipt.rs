@@ -1,8 +1,7 @@
 //! Receipts in the worker: queueing them for invoices that were just paid, and the
 //! re-check of one right before it goes out.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use dunning_core::message::InvoiceFacts;
@@ -12,6 +11,7 @@ use dunning_store::queue::{ClaimedJob, Delivery};
 use time::Date;
 
 use crate::Worker;
+use crate::every::Every;
 use crate::recheck::{Ready, Verdict};
 
 /// How often paid invoices are looked for (one cheap statement).
@@ -22,14 +22,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// are dropped and nothing is queued.
 pub(crate) struct ReceiptSweep {
     enabled: bool,
-    next: Mutex<Instant>,
+    sweep: Every,
 }
 
 impl ReceiptSweep {
     pub(crate) fn new(enabled: bool) -> Self {
         ReceiptSweep {
             enabled,
-            next: Mutex::new(Instant::now()),
+            sweep: Every::new(SWEEP_EVERY),
         }
     }
 
@@ -40,13 +40,8 @@ impl ReceiptSweep {
         queue: &str,
         today: Date,
     ) -> Result<(), StoreError> {
-        {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            if now < *next {
-                return Ok(());
-            }
-            *next = now + SWEEP_EVERY;
+        if !self.sweep.due() {
+            return Ok(());
         }
         let queued = dunning_store::receipts::queue_pending(conn, queue, today, self.enabled)?;
         if queued > 0 {

@@ -685,13 +685,18 @@ pub fn whatsapp_sent_this_month(
     let (from, to) = dunning_core::zone::month_bounds(today, offset);
     use crate::schema::notifications::dsl as n;
     // One message may carry several rows (`DUNNING_GROUP=customer`): count messages.
+    // A row of its own (no group_id) is one message; the rows of a grouped message
+    // share group_id, the id of the group's lead row (which points at itself, so no
+    // row of its own has an id that is some group's id). The same number as
+    // `count(DISTINCT COALESCE(group_id, id))`, read from the index of sent rows alone
+    // (it includes group_id, not id) and without sorting every row of the month.
     Ok(n::notifications
         .filter(n::channel.eq("whatsapp"))
         .filter(n::status.eq("sent"))
         .filter(n::sent_at.ge(from))
         .filter(n::sent_at.lt(to))
         .select(diesel::dsl::sql::<BigInt>(
-            "count(DISTINCT COALESCE(group_id, id))",
+            "count(*) FILTER (WHERE group_id IS NULL) + count(DISTINCT group_id)",
         ))
         .get_result(conn)?)
 }

@@ -33,10 +33,18 @@ pub fn by_day_channel_status(
     let first = last - Duration::days(i64::from(days.max(1)) - 1);
     let (from, to) = super::local_range(first, last.next_day().unwrap_or(last), offset);
     Ok(diesel::sql_query(
-        "SELECT ((created_at AT TIME ZONE 'UTC') + make_interval(secs => $3))::date AS day,
-                channel, status, count(*) AS total
-         FROM notifications WHERE created_at >= $1 AND created_at < $2
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        // Rows are grouped by the start of their local day as an instant (date_bin:
+        // 24-hour steps from the first day's local midnight, `$1`; the zone has a
+        // fixed offset), which costs a fraction of converting each row's time to a
+        // local date; only the groups' starts are converted. Read from the index
+        // notifications_created_channel_status alone.
+        "SELECT ((start AT TIME ZONE 'UTC') + make_interval(secs => $3))::date AS day,
+                channel, status, total
+         FROM (SELECT date_bin('1 day', created_at, $1) AS start, channel, status,
+                      count(*) AS total
+               FROM notifications WHERE created_at >= $1 AND created_at < $2
+               GROUP BY 1, 2, 3) g
+         ORDER BY 1, 2, 3",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)

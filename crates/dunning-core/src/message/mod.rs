@@ -397,16 +397,7 @@ impl Templates {
         let ctx = self.context(stage, channel, facts, &url);
         let render = |part| {
             let (name, origin) = self.resolve(stage, channel, part);
-            self.env
-                .get_template(&name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| TemplateError::Render {
-                    origin: match (origin, e.line()) {
-                        (Some(path), line) => at(path, line),
-                        (None, _) => format!("{BUILT_IN} {name}"),
-                    },
-                    detail: detail(&e),
-                })
+            self.render_template(&name, origin, &ctx)
         };
         let subject = render(Part::Subject)?;
         let body = render(Part::Body)?;
@@ -430,15 +421,7 @@ impl Templates {
             channel => channel.as_str(),
             company_name => self.company_name.as_str(),
         };
-        let render = |name: &str| {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| TemplateError::Render {
-                    origin: format!("{BUILT_IN} {name}"),
-                    detail: detail(&e),
-                })
-        };
+        let render = |name: &str| self.render_template(name, None, &ctx);
         Ok(Rendered {
             subject: clean::one_line(&render(RECEIPT_SUBJECT)?, usize::MAX),
             body: render(RECEIPT_BODY)?.trim_end().to_owned(),
@@ -470,16 +453,7 @@ impl Templates {
                     None,
                 ),
             };
-            self.env
-                .get_template(&name)
-                .and_then(|t| t.render(&ctx))
-                .map_err(|e| TemplateError::Render {
-                    origin: match (origin, e.line()) {
-                        (Some(path), line) => at(path, line),
-                        (None, _) => format!("{BUILT_IN} {name}"),
-                    },
-                    detail: detail(&e),
-                })
+            self.render_template(&name, origin.map(|p| p.as_path()), &ctx)
         };
         Ok(Rendered {
             subject: clean::one_line(&render(Part::Subject)?, usize::MAX),
@@ -562,6 +536,26 @@ impl Templates {
     }
 
     /// The template name in `env` for a message part, and its file if overridden.
+    /// Renders template `name` (an override read from `origin`, or built in) with
+    /// `ctx`; an error names the file and line, or the built-in template.
+    fn render_template(
+        &self,
+        name: &str,
+        origin: Option<&Path>,
+        ctx: &Value,
+    ) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| TemplateError::Render {
+                origin: match (origin, e.line()) {
+                    (Some(path), line) => at(path, line),
+                    (None, _) => format!("{BUILT_IN} {name}"),
+                },
+                detail: detail(&e),
+            })
+    }
+
     fn resolve(&self, stage: Stage, channel: Channel, part: Part) -> (String, Option<&Path>) {
         Key::candidates(stage, channel, part)
             .into_iter()

@@ -103,6 +103,33 @@ fn full_sync_mirrors_valid_rows_and_rejects_bad_ones_one_by_one() {
 }
 
 #[test]
+fn a_first_sync_into_an_empty_mirror_builds_every_index_again() {
+    // The first sync loads an empty mirror without its secondary indexes and
+    // builds them after: they must all be back, the same and valid.
+    let billing = TestMariaDb::new();
+    seed(&billing);
+    let pg = TestDatabase::new();
+    let mut conn = pg.conn();
+    let before = mirror_indexes(&mut conn);
+    assert!(
+        before.iter().any(|i| i.definition.contains("gin_trgm_ops")),
+        "the migrations make trigram indexes: {before:#?}"
+    );
+    sync(&mut source(billing.url()), &mut conn, false, &mut |_, _| {}).unwrap();
+    assert_eq!(mirror_indexes(&mut conn), before);
+    assert_eq!(mirror_invoices(&mut conn).len(), 3);
+    // A second sync writes into a mirror that is no longer empty: the indexes
+    // are kept as they are.
+    billing.exec(
+        "INSERT INTO invoices (invoice_number, customer_id, total, due_date) VALUES
+             ('INV-9', 2, 75000.00, '2025-11-25')",
+    );
+    sync(&mut source(billing.url()), &mut conn, true, &mut |_, _| {}).unwrap();
+    assert_eq!(mirror_indexes(&mut conn), before);
+    assert_eq!(mirror_invoices(&mut conn).len(), 4);
+}
+
+#[test]
 fn second_sync_changes_nothing_then_follows_changes_deletions_and_keeps_dunning_payments() {
     let billing = TestMariaDb::new();
     seed(&billing);
@@ -375,9 +402,11 @@ invoices = "SELECT invoice_number AS number, customer_id AS customer_external_id
     .unwrap();
     let cfg = config(billing.url(), &q);
     let mut src = Source::connect(&cfg, cfg.queries().unwrap(), wib(), Timeouts::SYNC).unwrap();
+    let indexes = mirror_indexes(&mut conn);
     let err = sync(&mut src, &mut conn, false, &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("invoices query"), "{err}");
     assert!(mirror_customers(&mut conn).is_empty(), "rolled back");
+    assert_eq!(mirror_indexes(&mut conn), indexes, "every index is back");
     let rec = mirror::last(&mut conn).unwrap().unwrap();
     assert_eq!(rec.ok, Some(false));
     assert!(rec.error.unwrap().contains("invoices query"));

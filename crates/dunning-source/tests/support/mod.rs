@@ -106,3 +106,23 @@ pub fn mirror_customers(conn: &mut PgConnection) -> Vec<MirrorCustomer> {
         .load(conn)
         .unwrap()
 }
+
+#[derive(QueryableByName, Debug, PartialEq, Eq)]
+pub struct MirrorIndex {
+    #[diesel(sql_type = Text)]
+    pub definition: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub valid: bool,
+}
+
+/// Every index of `customers` and `invoices` (its definition, and whether
+/// PostgreSQL may use it), by definition.
+pub fn mirror_indexes(conn: &mut PgConnection) -> Vec<MirrorIndex> {
+    sql_query(
+        "SELECT pg_get_indexdef(i.indexrelid) AS definition, i.indisvalid AND i.indisready AS valid
+         FROM pg_index i WHERE i.indrelid IN ('customers'::regclass, 'invoices'::regclass)
+         ORDER BY 1",
+    )
+    .load(conn)
+    .unwrap()
+}

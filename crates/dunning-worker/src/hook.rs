@@ -104,7 +104,7 @@ impl Worker {
         conn: &mut PgConnection,
         work: &HookWork,
     ) -> Result<bool, StoreError> {
-        let Some(job) = dunning_store::hooks::claim(conn, self.queue.name(), self.id())? else {
+        let Some(job) = self.queue.claim_hook(conn)? else {
             return Ok(false);
         };
         let started = Instant::now();

@@ -3,6 +3,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use dunning_store::StoreError;
+
 /// Says "now" at most once per `interval`, to all threads together.
 pub(crate) struct Every {
     interval: Duration,
@@ -27,6 +29,23 @@ impl Every {
         }
         *next = now + self.interval;
         true
+    }
+
+    /// Runs `sweep` (a statement that queues jobs, returning how many) when due, and
+    /// logs `"{n} {what}"` when it queued any: the hook and receipt sweeps.
+    pub(crate) fn sweep(
+        &self,
+        what: &str,
+        sweep: impl FnOnce() -> Result<usize, StoreError>,
+    ) -> Result<(), StoreError> {
+        if !self.due() {
+            return Ok(());
+        }
+        let queued = sweep()?;
+        if queued > 0 {
+            log::info!("{queued} {what}");
+        }
+        Ok(())
     }
 }
 

@@ -78,14 +78,10 @@ impl HookWork {
         queue: &str,
         today: Date,
     ) -> Result<(), StoreError> {
-        if !self.sweep.due() {
-            return Ok(());
-        }
-        let queued = dunning_store::hooks::sweep(conn, &self.plan, queue, today)?;
-        if queued > 0 {
-            info!("{queued} hook run(s) queued (paid, optout, restore)");
-        }
-        Ok(())
+        self.sweep
+            .sweep("hook run(s) queued (paid, optout, restore)", || {
+                dunning_store::hooks::sweep(conn, &self.plan, queue, today)
+            })
     }
 }
 

@@ -40,14 +40,10 @@ impl ReceiptSweep {
         queue: &str,
         today: Date,
     ) -> Result<(), StoreError> {
-        if !self.sweep.due() {
-            return Ok(());
-        }
-        let queued = dunning_store::receipts::queue_pending(conn, queue, today, self.enabled)?;
-        if queued > 0 {
-            log::info!("{queued} receipt(s) queued for invoices just paid");
-        }
-        Ok(())
+        self.sweep
+            .sweep("receipt(s) queued for invoices just paid", || {
+                dunning_store::receipts::queue_pending(conn, queue, today, self.enabled)
+            })
     }
 }
 

@@ -94,7 +94,8 @@ enum Decision {
 }
 
 impl Worker {
-    /// Claims one ready hook job and takes it to its next state. False: none ready.
+    /// Claims one ready hook job and takes it to its next state: check, run, record.
+    /// False: none ready.
     pub(crate) fn run_hook(
         &self,
         conn: &mut PgConnection,
@@ -105,78 +106,25 @@ impl Worker {
         };
         let started = Instant::now();
         let facts = dunning_store::hooks::facts(conn, &job)?;
-        let decision = match &facts {
-            _ if job.attempts > self.cfg.tries as i32 => Decision::End(HookEnd::Failed {
-                error: format!(
-                    "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
-                    job.attempts - 1,
-                    self.cfg.tries
-                ),
-            }),
-            None => Decision::End(HookEnd::Skipped {
-                reason: "ledger row is gone".to_owned(),
-            }),
-            Some(f) => check(f),
-        };
         let (event, action) = facts
             .as_ref()
             .map(|f| (f.stage.clone(), f.action.clone().unwrap_or_default()))
             .unwrap_or_default();
-        let outcome = match decision {
+        let log = |outcome: &str| log_line(&job, &event, &action, outcome, started);
+        let outcome = match self.hook_decision(&job, facts.as_ref()) {
             Decision::End(end) => end,
             Decision::Wait(wait, why) => {
-                let at = OffsetDateTime::now_utc() + wait;
-                dunning_store::hooks::again_at(conn, &job, at, &why, false)?;
-                self.stats.released.fetch_add(1, Ordering::Relaxed);
-                log_line(
-                    &job,
-                    &event,
-                    &action,
-                    &format!("held {}s ({why})", wait.as_secs()),
-                    started,
-                );
+                log(&self.hook_again(conn, &job, wait, &why, false)?);
                 return Ok(true);
             }
             Decision::Run => {
                 let f = facts.as_ref().expect("a run has facts");
-                match work.hooks.action(&action) {
-                    None => HookEnd::Failed {
-                        error: format!(
-                            "action {action:?} is not in the hooks file any more. Fix: add [actions.{action}] back, then `dunning-schedule retry {}`",
-                            job.notification_id
-                        ),
-                    },
-                    Some(a) => {
-                        let contacts: Vec<&str> = [f.email.as_deref(), f.phone.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect();
-                        match work
-                            .runner
-                            .run(a, &payload(f, &job), &env(f, &job), &contacts)
-                        {
-                            Ok(output) => HookEnd::Done { output },
-                            Err(HookError::Permanent(error)) => HookEnd::Failed { error },
-                            Err(HookError::Transient(e))
-                                if job.attempts < self.cfg.tries as i32 =>
-                            {
-                                let backoff = self.backoff(job.attempts);
-                                let at = OffsetDateTime::now_utc() + backoff;
-                                dunning_store::hooks::again_at(conn, &job, at, &e, true)?;
-                                self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                                log_line(
-                                    &job,
-                                    &event,
-                                    &action,
-                                    &format!("retry in {}s ({e})", backoff.as_secs()),
-                                    started,
-                                );
-                                return Ok(true);
-                            }
-                            Err(HookError::Transient(e)) => HookEnd::Failed {
-                                error: format!("{e} (gave up after {} attempts)", job.attempts),
-                            },
-                        }
+                match self.run_action(work, f, &job) {
+                    Ok(end) => end,
+                    Err(e) => {
+                        let backoff = self.backoff(job.attempts);
+                        log(&self.hook_again(conn, &job, backoff, &e, true)?);
+                        return Ok(true);
                     }
                 }
             }
@@ -188,8 +136,74 @@ impl Worker {
             HookEnd::Skipped { reason } => (&self.stats.skipped, format!("skipped ({reason})")),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        log_line(&job, &event, &action, &line, started);
+        log(&line);
         Ok(true)
+    }
+
+    /// The check of a claimed hook job: out of attempts (its last holder died), its
+    /// ledger row gone, else [`check`].
+    fn hook_decision(&self, job: &HookJob, facts: Option<&HookFacts>) -> Decision {
+        match facts {
+            _ if job.attempts > self.cfg.tries as i32 => Decision::End(HookEnd::Failed {
+                error: format!(
+                    "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
+                    job.attempts - 1,
+                    self.cfg.tries
+                ),
+            }),
+            None => Decision::End(HookEnd::Skipped {
+                reason: "ledger row is gone".to_owned(),
+            }),
+            Some(f) => check(f),
+        }
+    }
+
+    /// Runs the job's action. `Err`: a transient failure with attempts left, to retry.
+    fn run_action(&self, work: &HookWork, f: &HookFacts, job: &HookJob) -> Result<HookEnd, String> {
+        let action = f.action.as_deref().unwrap_or_default();
+        let Some(a) = work.hooks.action(action) else {
+            return Ok(HookEnd::Failed {
+                error: format!(
+                    "action {action:?} is not in the hooks file any more. Fix: add [actions.{action}] back, then `dunning-schedule retry {}`",
+                    job.notification_id
+                ),
+            });
+        };
+        let contacts: Vec<&str> = [f.email.as_deref(), f.phone.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        match work
+            .runner
+            .run(a, &payload(f, job), &env(f, job), &contacts)
+        {
+            Ok(output) => Ok(HookEnd::Done { output }),
+            Err(HookError::Permanent(error)) => Ok(HookEnd::Failed { error }),
+            Err(HookError::Transient(e)) if job.attempts < self.cfg.tries as i32 => Err(e),
+            Err(HookError::Transient(e)) => Ok(HookEnd::Failed {
+                error: format!("{e} (gave up after {} attempts)", job.attempts),
+            }),
+        }
+    }
+
+    /// Puts `job` back for `wait`: a retry (`count`) or a hold (the attempt handed
+    /// back). Returns the log line's outcome.
+    fn hook_again(
+        &self,
+        conn: &mut PgConnection,
+        job: &HookJob,
+        wait: Duration,
+        why: &str,
+        count: bool,
+    ) -> Result<String, StoreError> {
+        dunning_store::hooks::again_at(conn, job, OffsetDateTime::now_utc() + wait, why, count)?;
+        let (counter, what) = if count {
+            (&self.stats.retried, "retry in")
+        } else {
+            (&self.stats.released, "held")
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(format!("{what} {}s ({why})", wait.as_secs()))
     }
 }
 

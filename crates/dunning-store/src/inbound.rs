@@ -23,6 +23,7 @@ use dunning_core::webhook::{self, WebhookError};
 
 use crate::StoreError;
 use crate::holds::{self, Target};
+use crate::rows::{self, Id};
 
 /// The pause reason of a device disconnect (also shown by `doctor` and `stats`).
 pub const DISCONNECTED: &str = "device disconnected: scan the QR code in the Fonnte dashboard";
@@ -199,19 +200,12 @@ fn notification_for_message(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Option<i64>, InboundError> {
-    #[derive(QueryableByName)]
-    struct R {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let r: Option<R> = diesel::sql_query(
+    let query = diesel::sql_query(
         "SELECT id FROM notifications WHERE provider_message_id = $1 AND channel = 'whatsapp'
          ORDER BY id DESC LIMIT 1",
     )
-    .bind::<Text, _>(id)
-    .get_result(conn)
-    .optional()?;
-    Ok(r.map(|r| r.id))
+    .bind::<Text, _>(id);
+    Ok(rows::optional_id(query, conn)?)
 }
 
 /// `WHATSAPP_FALLBACK=email`: queues the reminder of WhatsApp ledger row
@@ -226,12 +220,7 @@ pub fn queue_email_fallback(
     queue: &str,
     today: Date,
 ) -> Result<Option<i64>, StoreError> {
-    #[derive(QueryableByName)]
-    struct R {
-        #[diesel(sql_type = BigInt)]
-        notification_id: i64,
-    }
-    let r: Option<R> = diesel::sql_query(concat!(
+    let query = diesel::sql_query(concat!(
         "WITH src AS (
              SELECT n.invoice_id, n.customer_id, n.stage, n.run_date, n.due_date,
                     NULLIF(btrim(c.email), '') AS email
@@ -252,14 +241,12 @@ pub fn queue_email_fallback(
          )
          INSERT INTO jobs (queue, notification_id, channel)
          SELECT $2, id, 'email' FROM ins
-         RETURNING notification_id"
+         RETURNING notification_id AS id"
     ))
     .bind::<BigInt, _>(notification)
     .bind::<Text, _>(queue)
-    .bind::<SqlDate, _>(today)
-    .get_result(conn)
-    .optional()?;
-    Ok(r.map(|r| r.notification_id))
+    .bind::<SqlDate, _>(today);
+    Ok(rows::optional_id(query, conn)?)
 }
 
 /// `POST /webhooks/fonnte/connect`: `disconnect` pauses WhatsApp for every worker
@@ -365,11 +352,6 @@ pub fn fonnte_incoming(
             ctx.settings.parse(&msg.message, today)
         };
         let flagged = intent.flagged() || customers.is_empty();
-        #[derive(QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-        }
         let stored: Option<Id> = diesel::sql_query(
             "INSERT INTO whatsapp_replies (dedup_key, device, sender, sender_name, message, received_at,
                                            customer_id, intent, flagged)

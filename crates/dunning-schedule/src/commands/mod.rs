@@ -37,7 +37,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             phone,
             stage,
             yes,
-            queue,
+            to,
             emoji,
         } => test_dunning::run(
             settings,
@@ -46,7 +46,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 phone: &phone,
                 stage: &stage,
                 yes,
-                queue: &queue,
+                queue: &to.queue,
             },
             Marks::detect(emoji),
         ),
@@ -61,8 +61,8 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             ids,
             all,
             channel,
-            queue,
-        } => failed::retry(settings, &ids, all, channel.as_deref(), &queue),
+            to,
+        } => failed::retry(settings, &ids, all, channel.as_deref(), &to.queue),
         Command::Doctor {
             heartbeat_max_age,
             emoji,

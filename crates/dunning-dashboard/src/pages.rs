@@ -563,9 +563,9 @@ fn invoice_json(state: &DashboardState, r: &search::InvoiceRow) -> Value {
     json!({ "id": r.id, "number": r.number, "amount": r.amount,
             "due_date": dunning_core::format::tanggal(r.due_date), "status": r.status,
             "paid_at": r.paid_at.map(|t| when(zone, t)),
-            "customer_id": r.customer_id, "customer": r.customer_name,
-            "email": r.email.as_deref().map(mask_recipient),
-            "phone": r.phone.as_deref().map(mask_recipient) })
+            "customer_id": r.customer.id, "customer": r.customer.name,
+            "email": r.customer.email.as_deref().map(mask_recipient),
+            "phone": r.customer.phone.as_deref().map(mask_recipient) })
 }
 
 /// "Cari": invoices by number, customer name, phone or email.

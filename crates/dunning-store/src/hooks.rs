@@ -14,6 +14,7 @@ use diesel::sql_types::{Array, BigInt, Date as SqlDate, Integer, Nullable, Text,
 use time::{Date, OffsetDateTime};
 
 use crate::Result;
+use crate::rows::CustomerContact;
 
 /// The ledger's and the queue's channel of a hook run.
 pub const HOOK_CHANNEL: &str = "hook";
@@ -222,14 +223,9 @@ pub struct HookFacts {
     pub invoice_status: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub paid_at: Option<OffsetDateTime>,
-    #[diesel(sql_type = BigInt)]
-    pub customer_id: i64,
-    #[diesel(sql_type = Text)]
-    pub customer_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub phone: Option<String>,
+    /// The customer, email and phone trimmed (`None` when blank).
+    #[diesel(embed)]
+    pub customer: CustomerContact,
     /// For a restore: the state of the runs it undoes, the customer's runs of the
     /// stage since their previous restore (not skipped): `queued` while one has not
     /// ended, `sent` once one ran or was tried, `None` when none did.

@@ -12,7 +12,7 @@ pub mod ops;
 pub mod payments;
 pub mod queue;
 pub mod receipts;
-mod rows;
+pub mod rows;
 pub mod scheduling;
 pub mod schema;
 

@@ -3,7 +3,7 @@
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::query_dsl::LoadQuery;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Nullable, Text};
 
 /// A statement's one `id` column (`RETURNING id`, `SELECT … AS id`).
 #[derive(Debug, QueryableByName)]
@@ -18,4 +18,19 @@ where
     Q: RunQueryDsl<PgConnection> + LoadQuery<'q, PgConnection, Id>,
 {
     Ok(query.get_result::<Id>(conn).optional()?.map(|r| r.id))
+}
+
+/// The customer of a row read with its invoice or ledger row: the columns
+/// `customer_id`, `customer_name`, `email` and `phone`, embedded
+/// (`#[diesel(embed)]`) by every such row.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct CustomerContact {
+    #[diesel(sql_type = BigInt, column_name = customer_id)]
+    pub id: i64,
+    #[diesel(sql_type = Text, column_name = customer_name)]
+    pub name: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub phone: Option<String>,
 }

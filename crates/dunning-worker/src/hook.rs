@@ -169,7 +169,7 @@ impl Worker {
                 ),
             });
         };
-        let contacts: Vec<&str> = [f.email.as_deref(), f.phone.as_deref()]
+        let contacts: Vec<&str> = [f.customer.email.as_deref(), f.customer.phone.as_deref()]
             .into_iter()
             .flatten()
             .collect();
@@ -275,10 +275,10 @@ fn payload(f: &HookFacts, job: &HookJob) -> serde_json::Value {
         "run_date": f.run_date.to_string(),
         "invoice": invoice,
         "customer": {
-            "id": f.customer_id,
-            "name": f.customer_name,
-            "email": f.email,
-            "phone": f.phone,
+            "id": f.customer.id,
+            "name": f.customer.name,
+            "email": f.customer.email,
+            "phone": f.customer.phone,
         },
     });
     if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
@@ -298,15 +298,15 @@ fn env(f: &HookFacts, job: &HookJob) -> Vec<(String, String)> {
         ("DUNNING_ACTION", f.action.clone().unwrap_or_default()),
         ("DUNNING_NOTIFICATION_ID", job.notification_id.to_string()),
         ("DUNNING_ATTEMPT", job.attempts.to_string()),
-        ("DUNNING_CUSTOMER_ID", f.customer_id.to_string()),
-        ("DUNNING_CUSTOMER_NAME", f.customer_name.clone()),
+        ("DUNNING_CUSTOMER_ID", f.customer.id.to_string()),
+        ("DUNNING_CUSTOMER_NAME", f.customer.name.clone()),
         (
             "DUNNING_CUSTOMER_EMAIL",
-            f.email.clone().unwrap_or_default(),
+            f.customer.email.clone().unwrap_or_default(),
         ),
         (
             "DUNNING_CUSTOMER_PHONE",
-            f.phone.clone().unwrap_or_default(),
+            f.customer.phone.clone().unwrap_or_default(),
         ),
         (
             "DUNNING_INVOICE_NUMBER",
@@ -347,6 +347,8 @@ fn log_line(job: &HookJob, event: &str, action: &str, outcome: &str, started: In
 mod tests {
     use super::*;
 
+    use dunning_store::rows::CustomerContact;
+
     #[test]
     fn every_variable_passed_to_a_command_is_listed() {
         let f = HookFacts {
@@ -360,10 +362,12 @@ mod tests {
             due_date: None,
             invoice_status: None,
             paid_at: None,
-            customer_id: 1,
-            customer_name: "Budi".into(),
-            email: None,
-            phone: None,
+            customer: CustomerContact {
+                id: 1,
+                name: "Budi".into(),
+                email: None,
+                phone: None,
+            },
             undone_status: None,
             still_isolated: None,
         };

@@ -12,10 +12,10 @@ use dunning_store::StoreError;
 use dunning_store::hooks::{EventPlan, HookEnd, HookFacts, HookJob};
 use log::info;
 use serde_json::json;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::Worker;
-use crate::every::Every;
+use crate::every::Sweep;
 
 /// The variables a hook command gets (next to the worker's own environment);
 /// `scripts/check-docs` lets the docs name them.
@@ -35,18 +35,15 @@ pub const PASSED_VARIABLES: &[&str] = &[
     "DUNNING_RESTORES",
 ];
 
-/// How often hook events are looked for (one cheap statement).
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
 /// How long a restore waits for the run it undoes to finish.
 const RESTORE_WAIT: Duration = Duration::from_secs(30);
 
-/// The worker's hooks: the parsed file, the runner, and the sweep's clock.
+/// The worker's hooks: the parsed file, the runner, and the sweep that queues runs
+/// from hook events.
 pub(crate) struct HookWork {
     hooks: Hooks,
     runner: HookRunner,
-    plan: EventPlan,
-    sweep: Every,
+    pub(crate) events: Sweep<EventPlan>,
 }
 
 impl HookWork {
@@ -66,22 +63,12 @@ impl HookWork {
         HookWork {
             hooks,
             runner: HookRunner::new(settings),
-            plan,
-            sweep: Every::new(SWEEP_EVERY),
+            events: Sweep::new(
+                plan,
+                "hook run(s) queued (paid, optout, restore)",
+                dunning_store::hooks::sweep,
+            ),
         }
-    }
-
-    /// Queues the runs of events recorded since the last look, when it is time to look.
-    pub(crate) fn when_due(
-        &self,
-        conn: &mut PgConnection,
-        queue: &str,
-        today: Date,
-    ) -> Result<(), StoreError> {
-        self.sweep
-            .sweep("hook run(s) queued (paid, optout, restore)", || {
-                dunning_store::hooks::sweep(conn, &self.plan, queue, today)
-            })
     }
 }
 

@@ -42,6 +42,20 @@ pub struct Inbound<'a> {
     pub queue: &'a str,
 }
 
+impl Inbound<'_> {
+    /// A Fonnte call's payload: `body` authenticated with the webhook secret (in the
+    /// query or the body), then read by `parse`.
+    fn read<T>(
+        &self,
+        query_secret: Option<&str>,
+        body: &[u8],
+        parse: fn(&serde_json::Map<String, serde_json::Value>) -> Result<T, WebhookError>,
+    ) -> Result<T, WebhookError> {
+        let obj = webhook::authenticate(self.settings.webhook_secret.expose(), query_secret, body)?;
+        parse(&obj)
+    }
+}
+
 /// A 200 answer: `body` is a small JSON object saying what was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundReply {
@@ -106,8 +120,7 @@ pub fn fonnte_status(
     query_secret: Option<&str>,
     body: &[u8],
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let update = webhook::status_update(&obj)?;
+    let update = ctx.read(query_secret, body, webhook::status_update)?;
     conn.transaction(|conn| {
         // The message this call is about: its `id`, or the id an earlier call linked
         // to its `stateid`.
@@ -259,8 +272,7 @@ pub fn fonnte_connect(
     query_secret: Option<&str>,
     body: &[u8],
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let event = webhook::device_event(&obj)?;
+    let event = ctx.read(query_secret, body, webhook::device_event)?;
     conn.transaction(|conn| {
         #[derive(QueryableByName)]
         struct Last {
@@ -337,8 +349,7 @@ pub fn fonnte_incoming(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let msg = webhook::incoming_message(&obj)?;
+    let msg = ctx.read(query_secret, body, webhook::incoming_message)?;
     let today = ctx.zone.date_at(now);
     conn.transaction(|conn| {
         let customers = if msg.group {

@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -171,72 +171,16 @@ impl HookRunner {
         s
     }
 
+    /// Runs `argv` with `body` on stdin and `env`, until it ends or the timeout kills
+    /// it (with what it started); its stdout, then its stderr, is the output.
     fn command(
         &self,
         argv: &[String],
         body: &str,
         env: &[(String, String)],
     ) -> Result<String, HookError> {
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group, so that a timeout kills what it started too.
-            cmd.process_group(0);
-        }
-        let mut child = cmd.spawn().map_err(|e| {
-            HookError::Permanent(format!(
-                "cannot start {}: {e}; check `command` in the hooks file",
-                argv[0]
-            ))
-        })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let body = body.to_owned();
-            // A program that does not read its input must not block us.
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(body.as_bytes());
-            });
-        }
-        let (tx, rx) = mpsc::channel();
-        for (name, pipe) in [
-            (
-                "",
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            ),
-            (
-                "stderr: ",
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            ),
-        ] {
-            let Some(mut pipe) = pipe else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut kept = Vec::new();
-                let mut buf = [0u8; 4096];
-                // Read all (a full pipe would stop the program), keep the start.
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if kept.len() < 4 * OUTPUT_LIMIT {
-                        kept.extend_from_slice(&buf[..n]);
-                    }
-                }
-                let _ = tx.send((name, String::from_utf8_lossy(&kept).into_owned()));
-            });
-        }
-        drop(tx);
+        let mut child = spawn(argv, body, env)?;
+        let outputs = read_outputs(&mut child);
         let deadline = Instant::now() + self.timeout;
         let status = loop {
             match child.try_wait() {
@@ -254,18 +198,7 @@ impl HookRunner {
         if status.is_none() {
             kill_all(&mut child);
         }
-        let mut outputs = Vec::new();
-        let grace = Instant::now() + Duration::from_secs(2);
-        while let Ok(part) = rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
-            outputs.push(part);
-        }
-        outputs.sort();
-        let output = outputs
-            .iter()
-            .filter(|(_, text)| !text.trim().is_empty())
-            .map(|(name, text)| format!("{name}{}", text.trim()))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let output = gather(outputs);
         match status {
             None => Err(HookError::Transient(format!(
                 "{} killed after DUNNING_HOOK_TIMEOUT={}s{}",
@@ -321,6 +254,95 @@ impl HookRunner {
             ))),
         }
     }
+}
+
+/// Starts `argv` in its own process group (Unix), writing `body` to its stdin from
+/// a thread of its own.
+fn spawn(argv: &[String], body: &str, env: &[(String, String)]) -> Result<Child, HookError> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group, so that a timeout kills what it started too.
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        HookError::Permanent(format!(
+            "cannot start {}: {e}; check `command` in the hooks file",
+            argv[0]
+        ))
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let body = body.to_owned();
+        // A program that does not read its input must not block us.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(body.as_bytes());
+        });
+    }
+    Ok(child)
+}
+
+/// Reads `child`'s stdout and stderr to their ends on threads of their own (a full
+/// pipe would stop the program), keeping the start of each: `("", stdout)` and
+/// `("stderr: ", stderr)` arrive as each pipe closes.
+fn read_outputs(child: &mut Child) -> mpsc::Receiver<(&'static str, String)> {
+    let (tx, rx) = mpsc::channel();
+    for (name, pipe) in [
+        (
+            "",
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+        (
+            "stderr: ",
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ),
+    ] {
+        let Some(mut pipe) = pipe else { continue };
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read all (a full pipe would stop the program), keep the start.
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if kept.len() < 4 * OUTPUT_LIMIT {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+            let _ = tx.send((name, String::from_utf8_lossy(&kept).into_owned()));
+        });
+    }
+    rx
+}
+
+/// The non-blank outputs [`read_outputs`] sends within 2 s, stdout first, trimmed,
+/// one per line.
+fn gather(outputs: mpsc::Receiver<(&'static str, String)>) -> String {
+    let mut parts = Vec::new();
+    let grace = Instant::now() + Duration::from_secs(2);
+    while let Ok(part) = outputs.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+        parts.push(part);
+    }
+    parts.sort();
+    parts
+        .iter()
+        .filter(|(_, text)| !text.trim().is_empty())
+        .map(|(name, text)| format!("{name}{}", text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn with_output(output: &str) -> String {

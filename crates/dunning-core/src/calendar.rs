@@ -38,11 +38,7 @@ impl CalendarSettings {
 
     /// Reads the settings through `lookup` (a variable name to its value).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let var = |name: &str| crate::config::non_blank(&lookup, name);
         let quiet_weekdays = match var("DUNNING_QUIET_WEEKDAYS") {
             None => Vec::new(),
             Some(v) => parse_weekdays(&v).map_err(|hint| ConfigError::Invalid {

@@ -373,6 +373,15 @@ pub const VARIABLES: &[&str] = &[
     "DUNNING_GROUP",
 ];
 
+/// Variable `name` through `lookup` (a variable name to its value), when it is set
+/// and not blank, its surrounding whitespace trimmed: how every settings reader
+/// reads a variable.
+pub fn non_blank(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 struct Reader<F> {
     lookup: F,
 }
@@ -380,9 +389,7 @@ struct Reader<F> {
 impl<F: Fn(&str) -> Option<String>> Reader<F> {
     /// A set, non-blank value (surrounding whitespace trimmed).
     fn var(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        non_blank(&self.lookup, name)
     }
 
     fn required(&self, name: &'static str, hint: &str) -> Result<String, ConfigError> {

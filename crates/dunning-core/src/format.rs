@@ -1,4 +1,5 @@
-//! Indonesian (id-ID) formatting of amounts and dates, as customers read them.
+//! Indonesian (id-ID) formatting of amounts and dates, as customers read them, and
+//! lengths of time in any language's units ([`duration_in`]).
 
 use time::{Date, Month};
 
@@ -18,6 +19,21 @@ pub fn rupiah(amount: i64) -> String {
         format!("-Rp {grouped}")
     } else {
         format!("Rp {grouped}")
+    }
+}
+
+/// A length of time in its two largest units, `units` naming seconds, minutes, hours
+/// and days: with `[" detik", " menit", " jam", " hari"]` `95` reads `1 menit 35
+/// detik`, with `["s", "m", "h", "d"]` `1m 35s`. A negative length reads as zero
+/// seconds.
+pub fn duration_in(secs: i64, units: [&str; 4]) -> String {
+    let [sec, min, hour, day] = units;
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}{sec}"),
+        60..3600 => format!("{}{min} {}{sec}", s / 60, s % 60),
+        3600..86400 => format!("{}{hour} {}{min}", s / 3600, s % 3600 / 60),
+        _ => format!("{}{day} {}{hour}", s / 86400, s % 86400 / 3600),
     }
 }
 

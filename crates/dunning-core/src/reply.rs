@@ -138,11 +138,7 @@ impl ReplySettings {
 
     /// Reads the settings through `lookup` (a variable name to its value).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let var = |name: &str| crate::config::non_blank(&lookup, name);
         let phrases =
             |name: &'static str, default: &str| -> Result<Vec<Vec<String>>, ConfigError> {
                 let raw = var(name).unwrap_or_else(|| default.to_owned());

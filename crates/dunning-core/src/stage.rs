@@ -141,22 +141,18 @@ mod tests {
     fn dates_cross_month_and_year_ends() {
         let t7: Stage = "T-7".parse().unwrap();
         let t3p: Stage = "T+3".parse().unwrap();
-        assert_eq!(
-            t7.target_due_date(date!(2025 - 12 - 28)),
-            date!(2026 - 01 - 04)
-        );
-        assert_eq!(
-            t3p.target_due_date(date!(2026 - 01 - 02)),
-            date!(2025 - 12 - 30)
-        );
-        assert_eq!(
-            t7.target_due_date(date!(2028 - 02 - 25)),
-            date!(2028 - 03 - 03)
-        );
-        assert_eq!(
-            t3p.target_due_date(date!(2028 - 03 - 01)),
-            date!(2028 - 02 - 27)
-        );
+        for (stage, run_date, due_date) in [
+            (t7, date!(2025 - 12 - 28), date!(2026 - 01 - 04)),
+            (t3p, date!(2026 - 01 - 02), date!(2025 - 12 - 30)),
+            (t7, date!(2028 - 02 - 25), date!(2028 - 03 - 03)),
+            (t3p, date!(2028 - 03 - 01), date!(2028 - 02 - 27)),
+        ] {
+            assert_eq!(
+                stage.target_due_date(run_date),
+                due_date,
+                "{stage:?} {run_date}"
+            );
+        }
         assert_eq!(t7.stage_date(date!(2026 - 01 - 04)), date!(2025 - 12 - 28));
     }
 

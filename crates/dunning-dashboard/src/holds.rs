@@ -94,19 +94,16 @@ pub(crate) async fn mark_handled(
     Form(form): Form<HandledForm>,
 ) -> Result<Response, AppError> {
     user.may_act(form.csrf.as_deref())?;
-    let (name, ip, id) = (user.name.clone(), user.client.ip.clone(), form.id);
+    let (handled_by, id) = (by(&user.name), form.id);
     let n = state
-        .db(move |c| {
-            diesel::Connection::transaction(c, |c| {
-                let n = inbound::mark_handled(c, &[id], &by(&name))?;
-                let detail = if n == 0 {
-                    format!("balasan {id}: sudah ditangani atau tidak ada, tidak diubah")
-                } else {
-                    format!("balasan {id}")
-                };
-                audit::record(c, &name, "tandai balasan ditangani", &detail, Some(&ip))?;
-                Ok(n)
-            })
+        .audited(&user, "tandai balasan ditangani", move |c| {
+            let n = inbound::mark_handled(c, &[id], &handled_by)?;
+            let detail = if n == 0 {
+                format!("balasan {id}: sudah ditangani atau tidak ada, tidak diubah")
+            } else {
+                format!("balasan {id}")
+            };
+            Ok((n, detail))
         })
         .await?;
     Ok(Redirect::to(&format!("/balasan?ditangani={n}")).into_response())

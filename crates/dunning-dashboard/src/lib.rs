@@ -141,6 +141,30 @@ impl DashboardState {
         &self.inner.templates
     }
 
+    /// Runs `change` on tokio's blocking threads and records it in the audit log as
+    /// `action` by `user` (name and address), in one transaction: `change` returns
+    /// its result and the audit entry's detail.
+    pub(crate) async fn audited<T, F>(
+        &self,
+        user: &auth::User,
+        action: &'static str,
+        change: F,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<(T, String), StoreError> + Send + 'static,
+    {
+        let (name, ip) = (user.name.clone(), user.client.ip.clone());
+        self.db(move |c| {
+            diesel::Connection::transaction(c, |c| {
+                let (out, detail) = change(c)?;
+                dunning_store::ops::audit::record(c, &name, action, &detail, Some(&ip))?;
+                Ok(out)
+            })
+        })
+        .await
+    }
+
     /// Runs blocking database work on tokio's blocking threads.
     pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, AppError>
     where

@@ -307,20 +307,16 @@ pub(crate) async fn resume(
         .channel
         .parse()
         .map_err(|_| AppError::bad_request("Kanal tidak dikenal: pilih email atau whatsapp."))?;
-    let (name, ip) = (user.name.clone(), user.client.ip.clone());
     state
-        .db(move |c| {
-            diesel::Connection::transaction(c, |c| {
-                let was = queue::resume_channel(c, channel)?;
-                let detail = match &was {
-                    Some(r) => format!(
-                        "{channel} (dijeda karena: {}); {} pesan tertahan siap dikirim",
-                        r.reason, r.released
-                    ),
-                    None => format!("{channel} (tidak sedang dijeda)"),
-                };
-                audit::record(c, &name, "lanjutkan kanal", &detail, Some(&ip))
-            })
+        .audited(&user, "lanjutkan kanal", move |c| {
+            let detail = match queue::resume_channel(c, channel)? {
+                Some(r) => format!(
+                    "{channel} (dijeda karena: {}); {} pesan tertahan siap dikirim",
+                    r.reason, r.released
+                ),
+                None => format!("{channel} (tidak sedang dijeda)"),
+            };
+            Ok(((), detail))
         })
         .await?;
     Ok(Redirect::to(&format!("/hari-ini?dilanjutkan={channel}")).into_response())
@@ -479,24 +475,16 @@ pub(crate) async fn retry_one(
     Form(form): Form<RetryOneForm>,
 ) -> Result<Response, AppError> {
     user.may_act(form.csrf.as_deref())?;
-    let (name, ip, queue) = (
-        user.name.clone(),
-        user.client.ip.clone(),
-        state.options().queue.clone(),
-    );
-    let id = form.id;
+    let (id, queue) = (form.id, state.options().queue.clone());
     let n = state
-        .db(move |c| {
-            diesel::Connection::transaction(c, |c| {
-                let done = failed::retry(c, Selection::Ids(&[id]), None, &queue)?;
-                let detail = if done.is_empty() {
-                    format!("notifikasi {id}: tidak berstatus gagal, tidak diubah")
-                } else {
-                    format!("notifikasi {id} ({}) ke antrean {queue}", done[0].channel)
-                };
-                audit::record(c, &name, "kirim ulang", &detail, Some(&ip))?;
-                Ok(done.len())
-            })
+        .audited(&user, "kirim ulang", move |c| {
+            let done = failed::retry(c, Selection::Ids(&[id]), None, &queue)?;
+            let detail = if done.is_empty() {
+                format!("notifikasi {id}: tidak berstatus gagal, tidak diubah")
+            } else {
+                format!("notifikasi {id} ({}) ke antrean {queue}", done[0].channel)
+            };
+            Ok((done.len(), detail))
         })
         .await?;
     Ok(Redirect::to(&format!("/gagal?diulang={n}")).into_response())
@@ -548,29 +536,17 @@ pub(crate) async fn retry_all(
         date: form.date,
         reason: form.reason,
     })?;
-    let (name, ip, queue) = (
-        user.name.clone(),
-        user.client.ip.clone(),
-        state.options().queue.clone(),
-    );
+    let queue = state.options().queue.clone();
     let n = state
-        .db(move |c| {
-            diesel::Connection::transaction(c, |c| {
-                let ids = failed::ids_matching(c, &filter.as_filter())?;
-                let done = failed::retry(c, Selection::Ids(&ids), None, &queue)?;
-                audit::record(
-                    c,
-                    &name,
-                    "kirim ulang semua",
-                    &format!(
-                        "{} pengiriman ({}) ke antrean {queue}",
-                        done.len(),
-                        filter.describe()
-                    ),
-                    Some(&ip),
-                )?;
-                Ok(done.len())
-            })
+        .audited(&user, "kirim ulang semua", move |c| {
+            let ids = failed::ids_matching(c, &filter.as_filter())?;
+            let done = failed::retry(c, Selection::Ids(&ids), None, &queue)?;
+            let detail = format!(
+                "{} pengiriman ({}) ke antrean {queue}",
+                done.len(),
+                filter.describe()
+            );
+            Ok((done.len(), detail))
         })
         .await?;
     Ok(Redirect::to(&format!("/gagal?diulang={n}")).into_response())
@@ -587,9 +563,9 @@ fn invoice_json(state: &DashboardState, r: &search::InvoiceRow) -> Value {
     json!({ "id": r.id, "number": r.number, "amount": r.amount,
             "due_date": dunning_core::format::tanggal(r.due_date), "status": r.status,
             "paid_at": r.paid_at.map(|t| when(zone, t)),
-            "customer_id": r.customer_id, "customer": r.customer_name,
-            "email": r.email.as_deref().map(mask_recipient),
-            "phone": r.phone.as_deref().map(mask_recipient) })
+            "customer_id": r.customer.id, "customer": r.customer.name,
+            "email": r.customer.email.as_deref().map(mask_recipient),
+            "phone": r.customer.phone.as_deref().map(mask_recipient) })
 }
 
 /// "Cari": invoices by number, customer name, phone or email.
@@ -721,13 +697,13 @@ pub(crate) async fn history(
         .rev()
         .map(|i| today - Duration::days(i64::from(i)))
         .collect();
-    let charts: Vec<Value> = channels(&state, rows.iter().any(|r| r.channel == HOOK))
+    let charts: Vec<Value> = channels(&state, rows.iter().any(|r| r.count.channel == HOOK))
         .iter()
         .map(|ch| {
             let c = chart::stacked(&days, |d, st| {
                 rows.iter()
-                    .filter(|r| r.day == d && r.channel == *ch && r.status == st)
-                    .map(|r| r.total)
+                    .filter(|r| r.day == d && r.count.channel == *ch && r.count.status == st)
+                    .map(|r| r.count.total)
                     .sum()
             });
             json!({ "channel": ch, "chart": c })

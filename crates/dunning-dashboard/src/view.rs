@@ -81,13 +81,7 @@ pub(crate) fn when(zone: &Zone, t: OffsetDateTime) -> String {
 
 /// `95` → `1 menit 35 detik`.
 pub(crate) fn duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => format!("{s} detik"),
-        60..3600 => format!("{} menit {} detik", s / 60, s % 60),
-        3600..86400 => format!("{} jam {} menit", s / 3600, s % 3600 / 60),
-        _ => format!("{} hari {} jam", s / 86400, s % 86400 / 3600),
-    }
+    dunning_core::format::duration_in(secs, [" detik", " menit", " jam", " hari"])
 }
 
 #[cfg(test)]

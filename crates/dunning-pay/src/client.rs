@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use dunning_store::payments::{CreatedLink, LinkInvoice};
+use dunning_store::ops::search::InvoiceRow;
+use dunning_store::payments::CreatedLink;
 
 use crate::config::{Gateway, PaymentSettings};
 use crate::verify::tripay_request_signature;
@@ -233,7 +234,7 @@ impl GatewayClient {
     pub fn create(
         &self,
         gateway: Gateway,
-        invoice: &LinkInvoice,
+        invoice: &InvoiceRow,
         order_id: &str,
         now: OffsetDateTime,
     ) -> Result<CreatedLink, LinkError> {
@@ -242,8 +243,8 @@ impl GatewayClient {
         match gateway {
             Gateway::Xendit => {
                 let s = &self.settings.xendit;
-                let mut customer = json!({ "given_names": invoice.customer_name });
-                if let Some(email) = &invoice.email {
+                let mut customer = json!({ "given_names": invoice.customer.name });
+                if let Some(email) = &invoice.customer.email {
                     customer["email"] = json!(email);
                 }
                 let body = json!({
@@ -276,11 +277,11 @@ impl GatewayClient {
             }
             Gateway::Midtrans => {
                 let s = &self.settings.midtrans;
-                let mut customer = json!({ "first_name": cut(&invoice.customer_name, 255) });
-                if let Some(email) = &invoice.email {
+                let mut customer = json!({ "first_name": cut(&invoice.customer.name, 255) });
+                if let Some(email) = &invoice.customer.email {
                     customer["email"] = json!(email);
                 }
-                if let Some(phone) = &invoice.phone {
+                if let Some(phone) = &invoice.customer.phone {
                     customer["phone"] = json!(phone);
                 }
                 let body = json!({
@@ -316,9 +317,9 @@ impl GatewayClient {
                     "method": s.method,
                     "merchant_ref": order_id,
                     "amount": invoice.amount,
-                    "customer_name": invoice.customer_name,
-                    "customer_email": invoice.email.clone().unwrap_or_default(),
-                    "customer_phone": invoice.phone.clone().unwrap_or_default(),
+                    "customer_name": invoice.customer.name,
+                    "customer_email": invoice.customer.email.clone().unwrap_or_default(),
+                    "customer_phone": invoice.customer.phone.clone().unwrap_or_default(),
                     "order_items": [{
                         "sku": invoice.number,
                         "name": description,

@@ -65,19 +65,19 @@ impl Links {
         let gateway = match &self.mode {
             LinkMode::None => return Ok(None),
             LinkMode::Template(t) => {
-                let invoice = payments::link_invoice(conn, invoice_id)?
+                let link = payments::link_invoice(conn, invoice_id)?
                     .ok_or(LinkError::NoInvoice(invoice_id))?;
                 // Billing's own link for this invoice wins over the template.
                 return Ok(Some(
-                    invoice
-                        .payment_url
-                        .unwrap_or_else(|| template_url(t, &invoice.number)),
+                    link.payment_url
+                        .unwrap_or_else(|| template_url(t, &link.invoice.number)),
                 ));
             }
             LinkMode::Gateway(g) => *g,
         };
-        let invoice =
-            payments::link_invoice(conn, invoice_id)?.ok_or(LinkError::NoInvoice(invoice_id))?;
+        let invoice = payments::link_invoice(conn, invoice_id)?
+            .ok_or(LinkError::NoInvoice(invoice_id))?
+            .invoice;
         if invoice.status != "unpaid" {
             return Ok(None);
         }

@@ -19,6 +19,19 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// `--queue`, of every command that queues jobs.
+#[derive(Debug, Args, Default, Clone)]
+pub struct QueueArg {
+    /// The queue the jobs go to (workers take from it with --queue).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DUNNING_QUEUE",
+        default_value = "default"
+    )]
+    pub queue: String,
+}
+
 /// Options of a scheduler run (the bare command, or `run`).
 #[derive(Debug, Args, Default, Clone)]
 pub struct RunArgs {
@@ -46,14 +59,8 @@ pub struct RunArgs {
     )]
     pub catch_up_days: u32,
 
-    /// The queue the jobs go to (workers take from it with --queue).
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "DUNNING_QUEUE",
-        default_value = "default"
-    )]
-    pub queue: String,
+    #[command(flatten)]
+    pub to: QueueArg,
 
     /// Print emoji markers even when stdout is not a terminal.
     #[arg(long, env = "DUNNING_EMOJI")]
@@ -107,14 +114,8 @@ pub enum Command {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
-        /// The queue the jobs go to (workers take from it with --queue).
-        #[arg(
-            long,
-            value_name = "NAME",
-            env = "DUNNING_QUEUE",
-            default_value = "default"
-        )]
-        queue: String,
+        #[command(flatten)]
+        to: QueueArg,
         /// Print emoji markers even when stdout is not a terminal.
         #[arg(long, env = "DUNNING_EMOJI")]
         emoji: bool,
@@ -157,14 +158,8 @@ pub enum Command {
         /// Only this channel (email or whatsapp).
         #[arg(long, value_parser = ["email", "whatsapp"])]
         channel: Option<String>,
-        /// The queue the jobs go to (workers take from it with --queue).
-        #[arg(
-            long,
-            value_name = "NAME",
-            env = "DUNNING_QUEUE",
-            default_value = "default"
-        )]
-        queue: String,
+        #[command(flatten)]
+        to: QueueArg,
     },
 
     /// Check database, schedule, workers, SMTP, Fonnte and templates; say how to fix each problem.

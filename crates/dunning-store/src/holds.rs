@@ -14,6 +14,7 @@ use time::{Date, Duration, OffsetDateTime};
 use dunning_core::Channel;
 
 use crate::Result;
+use crate::rows::Id;
 
 /// The SQL expression normalising the phone column `col` to the form Fonnte
 /// writes senders in (`628…`, digits only).
@@ -207,11 +208,6 @@ pub fn pause(
     reason: &str,
     created_by: &str,
 ) -> Result<i64> {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
     let (customer, invoice) = target.ids();
     let id: Id = diesel::sql_query(
         "INSERT INTO pauses (customer_id, invoice_id, starts_on, until, reason, created_by)

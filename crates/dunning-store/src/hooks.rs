@@ -14,6 +14,7 @@ use diesel::sql_types::{Array, BigInt, Date as SqlDate, Integer, Nullable, Text,
 use time::{Date, OffsetDateTime};
 
 use crate::Result;
+use crate::rows::CustomerContact;
 
 /// The ledger's and the queue's channel of a hook run.
 pub const HOOK_CHANNEL: &str = "hook";
@@ -185,44 +186,16 @@ pub fn sweep(conn: &mut PgConnection, plan: &EventPlan, queue: &str, today: Date
     .execute(conn)?)
 }
 
-/// A hook job this worker holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A hook job this worker holds ([`crate::queue::JobQueue::claim_hook`]).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct HookJob {
+    #[diesel(sql_type = BigInt)]
     pub id: i64,
+    #[diesel(sql_type = BigInt)]
     pub notification_id: i64,
     /// Attempts including this one.
+    #[diesel(sql_type = Integer)]
     pub attempts: i32,
-}
-
-/// Reserves the oldest ready hook job of `queue` for `worker`, counting the attempt
-/// (`FOR UPDATE SKIP LOCKED`: two workers never take the same job).
-pub fn claim(conn: &mut PgConnection, queue: &str, worker: &str) -> Result<Option<HookJob>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-        #[diesel(sql_type = BigInt)]
-        notification_id: i64,
-        #[diesel(sql_type = Integer)]
-        attempts: i32,
-    }
-    let row: Option<Row> = diesel::sql_query(
-        "UPDATE jobs SET reserved_at = now(), reserved_by = $2, attempts = attempts + 1
-         WHERE id = (SELECT id FROM jobs
-                     WHERE queue = $1 AND channel = 'hook' AND available_at <= now()
-                       AND reserved_at IS NULL
-                     ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, notification_id, attempts",
-    )
-    .bind::<Text, _>(queue)
-    .bind::<Text, _>(worker)
-    .get_result(conn)
-    .optional()?;
-    Ok(row.map(|r| HookJob {
-        id: r.id,
-        notification_id: r.notification_id,
-        attempts: r.attempts,
-    }))
 }
 
 /// Everything a hook run needs, read right before it runs.
@@ -250,14 +223,9 @@ pub struct HookFacts {
     pub invoice_status: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub paid_at: Option<OffsetDateTime>,
-    #[diesel(sql_type = BigInt)]
-    pub customer_id: i64,
-    #[diesel(sql_type = Text)]
-    pub customer_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub phone: Option<String>,
+    /// The customer, email and phone trimmed (`None` when blank).
+    #[diesel(embed)]
+    pub customer: CustomerContact,
     /// For a restore: the state of the runs it undoes, the customer's runs of the
     /// stage since their previous restore (not skipped): `queued` while one has not
     /// ended, `sent` once one ran or was tried, `None` when none did.
@@ -317,34 +285,27 @@ pub enum HookEnd {
     },
 }
 
-/// Records a final state in the ledger and deletes the job, in one statement.
+/// Records a final state in the ledger and deletes the job, in one statement (the
+/// queue's own, [`crate::queue::record_end`]).
 pub fn finish(conn: &mut PgConnection, job: &HookJob, end: &HookEnd) -> Result<()> {
     let (status, body, error) = match end {
         HookEnd::Done { output } => ("sent", Some(output.as_str()), None),
         HookEnd::Failed { error } => ("failed", None, Some(error.as_str())),
         HookEnd::Skipped { reason } => ("skipped", None, Some(reason.as_str())),
     };
-    diesel::sql_query(
-        "WITH noted AS (
-             UPDATE notifications
-                SET status = $3, body = $4, error = $5, attempts = $6, updated_at = now(),
-                    sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
-              WHERE id = $2
-         )
-         DELETE FROM jobs WHERE id = $1",
-    )
-    .bind::<BigInt, _>(job.id)
-    .bind::<BigInt, _>(job.notification_id)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Text>, _>(body)
-    .bind::<Nullable<Text>, _>(error)
-    .bind::<Integer, _>(job.attempts)
-    .execute(conn)?;
-    Ok(())
+    let end = crate::queue::End {
+        status,
+        recipient: None,
+        provider_id: None,
+        error,
+        body,
+    };
+    crate::queue::record_end(conn, job.id, &[job.notification_id], job.attempts, &end)
 }
 
 /// Puts `job` back for another attempt at `at`, keeping the error in the job and
-/// the ledger. With `count = false` the attempt is handed back (a hold, not a try).
+/// the ledger (as a message's retry, [`crate::queue::put_back`]). With `count =
+/// false` the attempt is handed back (a hold, not a try).
 pub fn again_at(
     conn: &mut PgConnection,
     job: &HookJob,
@@ -352,23 +313,10 @@ pub fn again_at(
     error: &str,
     count: bool,
 ) -> Result<()> {
-    diesel::sql_query(
-        "WITH noted AS (
-             UPDATE notifications SET attempts = $3, error = $4, updated_at = now() WHERE id = $2
-         )
-         UPDATE jobs SET reserved_at = NULL, reserved_by = NULL, available_at = $5,
-                         last_error = $4, attempts = $3
-          WHERE id = $1",
-    )
-    .bind::<BigInt, _>(job.id)
-    .bind::<BigInt, _>(job.notification_id)
-    .bind::<Integer, _>(if count {
+    let attempts = if count {
         job.attempts
     } else {
         (job.attempts - 1).max(0)
-    })
-    .bind::<Text, _>(error)
-    .bind::<Timestamptz, _>(at)
-    .execute(conn)?;
-    Ok(())
+    };
+    crate::queue::put_back(conn, job.id, &[job.notification_id], attempts, at, error)
 }

@@ -23,6 +23,7 @@ use dunning_core::webhook::{self, WebhookError};
 
 use crate::StoreError;
 use crate::holds::{self, Target};
+use crate::rows::{self, Id};
 
 /// The pause reason of a device disconnect (also shown by `doctor` and `stats`).
 pub const DISCONNECTED: &str = "device disconnected: scan the QR code in the Fonnte dashboard";
@@ -39,6 +40,20 @@ pub struct Inbound<'a> {
     pub company_name: &'a str,
     /// The queue answers and fallback emails go to (the workers' `--queue`).
     pub queue: &'a str,
+}
+
+impl Inbound<'_> {
+    /// A Fonnte call's payload: `body` authenticated with the webhook secret (in the
+    /// query or the body), then read by `parse`.
+    fn read<T>(
+        &self,
+        query_secret: Option<&str>,
+        body: &[u8],
+        parse: fn(&serde_json::Map<String, serde_json::Value>) -> Result<T, WebhookError>,
+    ) -> Result<T, WebhookError> {
+        let obj = webhook::authenticate(self.settings.webhook_secret.expose(), query_secret, body)?;
+        parse(&obj)
+    }
 }
 
 /// A 200 answer: `body` is a small JSON object saying what was done.
@@ -105,8 +120,7 @@ pub fn fonnte_status(
     query_secret: Option<&str>,
     body: &[u8],
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let update = webhook::status_update(&obj)?;
+    let update = ctx.read(query_secret, body, webhook::status_update)?;
     conn.transaction(|conn| {
         // The message this call is about: its `id`, or the id an earlier call linked
         // to its `stateid`.
@@ -199,19 +213,12 @@ fn notification_for_message(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Option<i64>, InboundError> {
-    #[derive(QueryableByName)]
-    struct R {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let r: Option<R> = diesel::sql_query(
+    let query = diesel::sql_query(
         "SELECT id FROM notifications WHERE provider_message_id = $1 AND channel = 'whatsapp'
          ORDER BY id DESC LIMIT 1",
     )
-    .bind::<Text, _>(id)
-    .get_result(conn)
-    .optional()?;
-    Ok(r.map(|r| r.id))
+    .bind::<Text, _>(id);
+    Ok(rows::optional_id(query, conn)?)
 }
 
 /// `WHATSAPP_FALLBACK=email`: queues the reminder of WhatsApp ledger row
@@ -226,12 +233,7 @@ pub fn queue_email_fallback(
     queue: &str,
     today: Date,
 ) -> Result<Option<i64>, StoreError> {
-    #[derive(QueryableByName)]
-    struct R {
-        #[diesel(sql_type = BigInt)]
-        notification_id: i64,
-    }
-    let r: Option<R> = diesel::sql_query(concat!(
+    let query = diesel::sql_query(concat!(
         "WITH src AS (
              SELECT n.invoice_id, n.customer_id, n.stage, n.run_date, n.due_date,
                     NULLIF(btrim(c.email), '') AS email
@@ -252,14 +254,12 @@ pub fn queue_email_fallback(
          )
          INSERT INTO jobs (queue, notification_id, channel)
          SELECT $2, id, 'email' FROM ins
-         RETURNING notification_id"
+         RETURNING notification_id AS id"
     ))
     .bind::<BigInt, _>(notification)
     .bind::<Text, _>(queue)
-    .bind::<SqlDate, _>(today)
-    .get_result(conn)
-    .optional()?;
-    Ok(r.map(|r| r.notification_id))
+    .bind::<SqlDate, _>(today);
+    Ok(rows::optional_id(query, conn)?)
 }
 
 /// `POST /webhooks/fonnte/connect`: `disconnect` pauses WhatsApp for every worker
@@ -272,8 +272,7 @@ pub fn fonnte_connect(
     query_secret: Option<&str>,
     body: &[u8],
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let event = webhook::device_event(&obj)?;
+    let event = ctx.read(query_secret, body, webhook::device_event)?;
     conn.transaction(|conn| {
         #[derive(QueryableByName)]
         struct Last {
@@ -350,8 +349,7 @@ pub fn fonnte_incoming(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<InboundReply, InboundError> {
-    let obj = webhook::authenticate(ctx.settings.webhook_secret.expose(), query_secret, body)?;
-    let msg = webhook::incoming_message(&obj)?;
+    let msg = ctx.read(query_secret, body, webhook::incoming_message)?;
     let today = ctx.zone.date_at(now);
     conn.transaction(|conn| {
         let customers = if msg.group {
@@ -365,11 +363,6 @@ pub fn fonnte_incoming(
             ctx.settings.parse(&msg.message, today)
         };
         let flagged = intent.flagged() || customers.is_empty();
-        #[derive(QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-        }
         let stored: Option<Id> = diesel::sql_query(
             "INSERT INTO whatsapp_replies (dedup_key, device, sender, sender_name, message, received_at,
                                            customer_id, intent, flagged)

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod payments;
 pub mod queue;
 pub mod receipts;
+pub mod rows;
 pub mod scheduling;
 pub mod schema;
 

@@ -9,9 +9,10 @@
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date as SqlDate, Integer, Jsonb, Nullable, Text, Timestamptz};
-use time::{Date, OffsetDateTime};
+use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
+use time::OffsetDateTime;
 
+use crate::ops::search::{INVOICE_COLUMNS, InvoiceRow};
 use crate::{Result, StoreError};
 
 /// The invoice a payment is for, as the callback's judgement needs it.
@@ -270,38 +271,23 @@ pub fn gateway_paid_from_billing(
     .load(conn)?)
 }
 
-/// What a payment page is created for.
+/// What a payment page is created for: the invoice with its customer, and the link
+/// billing wrote for it.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct LinkInvoice {
-    #[diesel(sql_type = BigInt)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub number: String,
-    /// Whole rupiah.
-    #[diesel(sql_type = BigInt)]
-    pub amount: i64,
-    #[diesel(sql_type = SqlDate)]
-    pub due_date: Date,
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Text)]
-    pub customer_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub phone: Option<String>,
+    #[diesel(embed)]
+    pub invoice: InvoiceRow,
     /// A payment link billing wrote into `invoices` (or the source query returned).
     #[diesel(sql_type = Nullable<Text>)]
     pub payment_url: Option<String>,
 }
 
-/// The invoice with id `invoice_id` and its customer's contacts.
+/// The invoice with id `invoice_id`, its customer's contacts and billing's link.
 pub fn link_invoice(conn: &mut PgConnection, invoice_id: i64) -> Result<Option<LinkInvoice>> {
-    Ok(diesel::sql_query(
-        "SELECT i.id, i.number, i.amount, i.due_date, i.status, c.name AS customer_name,
-                c.email, c.phone, NULLIF(btrim(i.payment_url), '') AS payment_url
-         FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.id = $1",
-    )
+    Ok(diesel::sql_query(format!(
+        "SELECT {INVOICE_COLUMNS}, NULLIF(btrim(i.payment_url), '') AS payment_url
+         FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.id = $1"
+    ))
     .bind::<BigInt, _>(invoice_id)
     .get_result(conn)
     .optional()?)
@@ -367,7 +353,7 @@ impl<E> From<StoreError> for TxError<E> {
 /// No row lock is held while `create` talks to the gateway.
 pub fn payment_link_for<E>(
     conn: &mut PgConnection,
-    invoice: &LinkInvoice,
+    invoice: &InvoiceRow,
     gateway: &str,
     valid_until: OffsetDateTime,
     create: impl FnOnce(&str) -> Result<CreatedLink, E>,

@@ -58,42 +58,10 @@ impl Worker {
         }
         let mut kept = Vec::new();
         for m in members {
-            let mut reason = self
-                .reason_not_to_send(&m, &member_job(job, &m), now)
-                .or_else(|| m.hold().map(|h| h.to_string()));
-            if reason.is_none()
-                && m.from_billing
-                && let Some(billing) = &self.billing
-            {
-                match billing.check(conn, &m.invoice_number)? {
-                    SourceVerdict::Send => {}
-                    SourceVerdict::Skip(r) => reason = Some(r.to_owned()),
-                    SourceVerdict::Hold => {
-                        let hold = Verdict::Hold {
-                            reason: "billing source unreachable and the last successful sync is older than BILLING_MAX_STALENESS".into(),
-                            retry_in: HOLD_RETRY,
-                            quiet: true,
-                        };
-                        return Ok((hold, Vec::new()));
-                    }
-                }
-            }
-            match reason {
-                Some(reason) => {
-                    self.queue
-                        .skip_member(conn, job, m.notification_id, &reason)?;
-                    self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-                    let member = Trace {
-                        started: trace.started,
-                        recipient: None,
-                        reference: Some(m.invoice_number.clone()),
-                    };
-                    member.log(
-                        job,
-                        &format!("dropped from the message: skipped ({reason})"),
-                    );
-                }
-                None => kept.push(m),
+            match self.check_member(conn, job, &m, now)? {
+                MemberCheck::Send => kept.push(m),
+                MemberCheck::Drop(reason) => self.drop_member(conn, job, &m, &reason, trace)?,
+                MemberCheck::HoldAll(hold) => return Ok((hold, Vec::new())),
             }
         }
         if kept.is_empty() {
@@ -103,6 +71,59 @@ impl Worker {
         }
         let ids = kept.iter().map(|m| m.notification_id).collect();
         Ok((self.render_group(conn, job, &kept)?, ids))
+    }
+
+    /// The re-check of one row of a group, as of a reminder of its own (and the
+    /// billing source's answer for an invoice from billing).
+    fn check_member(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        m: &Delivery,
+        now: OffsetDateTime,
+    ) -> Result<MemberCheck, StoreError> {
+        let reason = self
+            .reason_not_to_send(m, &member_job(job, m), now)
+            .or_else(|| m.hold().map(|h| h.to_string()));
+        if let Some(reason) = reason {
+            return Ok(MemberCheck::Drop(reason));
+        }
+        let Some(billing) = self.billing.as_ref().filter(|_| m.from_billing) else {
+            return Ok(MemberCheck::Send);
+        };
+        Ok(match billing.check(conn, &m.invoice_number)? {
+            SourceVerdict::Send => MemberCheck::Send,
+            SourceVerdict::Skip(r) => MemberCheck::Drop(r.to_owned()),
+            SourceVerdict::Hold => MemberCheck::HoldAll(Verdict::Hold {
+                reason: "billing source unreachable and the last successful sync is older than BILLING_MAX_STALENESS".into(),
+                retry_in: HOLD_RETRY,
+                quiet: true,
+            }),
+        })
+    }
+
+    /// Records row `m` skipped for `reason` at once, dropped from the group's message.
+    fn drop_member(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        m: &Delivery,
+        reason: &str,
+        trace: &Trace,
+    ) -> Result<(), StoreError> {
+        self.queue
+            .skip_member(conn, job, m.notification_id, reason)?;
+        self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+        let member = Trace {
+            started: trace.started,
+            recipient: None,
+            reference: Some(m.invoice_number.clone()),
+        };
+        member.log(
+            job,
+            &format!("dropped from the message: skipped ({reason})"),
+        );
+        Ok(())
     }
 
     /// The one message for `kept` (each reminder with its payment link); a group of
@@ -156,6 +177,15 @@ impl Worker {
             reference,
         }))
     }
+}
+
+/// What the re-check of one row of a group decided.
+enum MemberCheck {
+    Send,
+    /// Skipped for good, for this reason.
+    Drop(String),
+    /// The whole group waits.
+    HoldAll(Verdict),
 }
 
 /// `job` as it would be for one row of its group (links and logs name the row).

@@ -12,10 +12,10 @@ use dunning_store::StoreError;
 use dunning_store::hooks::{EventPlan, HookEnd, HookFacts, HookJob};
 use log::info;
 use serde_json::json;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::Worker;
-use crate::every::Every;
+use crate::every::Sweep;
 
 /// The variables a hook command gets (next to the worker's own environment);
 /// `scripts/check-docs` lets the docs name them.
@@ -35,18 +35,15 @@ pub const PASSED_VARIABLES: &[&str] = &[
     "DUNNING_RESTORES",
 ];
 
-/// How often hook events are looked for (one cheap statement).
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
 /// How long a restore waits for the run it undoes to finish.
 const RESTORE_WAIT: Duration = Duration::from_secs(30);
 
-/// The worker's hooks: the parsed file, the runner, and the sweep's clock.
+/// The worker's hooks: the parsed file, the runner, and the sweep that queues runs
+/// from hook events.
 pub(crate) struct HookWork {
     hooks: Hooks,
     runner: HookRunner,
-    plan: EventPlan,
-    sweep: Every,
+    pub(crate) events: Sweep<EventPlan>,
 }
 
 impl HookWork {
@@ -66,26 +63,12 @@ impl HookWork {
         HookWork {
             hooks,
             runner: HookRunner::new(settings),
-            plan,
-            sweep: Every::new(SWEEP_EVERY),
+            events: Sweep::new(
+                plan,
+                "hook run(s) queued (paid, optout, restore)",
+                dunning_store::hooks::sweep,
+            ),
         }
-    }
-
-    /// Queues the runs of events recorded since the last look, when it is time to look.
-    pub(crate) fn when_due(
-        &self,
-        conn: &mut PgConnection,
-        queue: &str,
-        today: Date,
-    ) -> Result<(), StoreError> {
-        if !self.sweep.due() {
-            return Ok(());
-        }
-        let queued = dunning_store::hooks::sweep(conn, &self.plan, queue, today)?;
-        if queued > 0 {
-            info!("{queued} hook run(s) queued (paid, optout, restore)");
-        }
-        Ok(())
     }
 }
 
@@ -98,89 +81,37 @@ enum Decision {
 }
 
 impl Worker {
-    /// Claims one ready hook job and takes it to its next state. False: none ready.
+    /// Claims one ready hook job and takes it to its next state: check, run, record.
+    /// False: none ready.
     pub(crate) fn run_hook(
         &self,
         conn: &mut PgConnection,
         work: &HookWork,
     ) -> Result<bool, StoreError> {
-        let Some(job) = dunning_store::hooks::claim(conn, self.queue.name(), self.id())? else {
+        let Some(job) = self.queue.claim_hook(conn)? else {
             return Ok(false);
         };
         let started = Instant::now();
         let facts = dunning_store::hooks::facts(conn, &job)?;
-        let decision = match &facts {
-            _ if job.attempts > self.cfg.tries as i32 => Decision::End(HookEnd::Failed {
-                error: format!(
-                    "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
-                    job.attempts - 1,
-                    self.cfg.tries
-                ),
-            }),
-            None => Decision::End(HookEnd::Skipped {
-                reason: "ledger row is gone".to_owned(),
-            }),
-            Some(f) => check(f),
-        };
         let (event, action) = facts
             .as_ref()
             .map(|f| (f.stage.clone(), f.action.clone().unwrap_or_default()))
             .unwrap_or_default();
-        let outcome = match decision {
+        let log = |outcome: &str| log_line(&job, &event, &action, outcome, started);
+        let outcome = match self.hook_decision(&job, facts.as_ref()) {
             Decision::End(end) => end,
             Decision::Wait(wait, why) => {
-                let at = OffsetDateTime::now_utc() + wait;
-                dunning_store::hooks::again_at(conn, &job, at, &why, false)?;
-                self.stats.released.fetch_add(1, Ordering::Relaxed);
-                log_line(
-                    &job,
-                    &event,
-                    &action,
-                    &format!("held {}s ({why})", wait.as_secs()),
-                    started,
-                );
+                log(&self.hook_again(conn, &job, wait, &why, false)?);
                 return Ok(true);
             }
             Decision::Run => {
                 let f = facts.as_ref().expect("a run has facts");
-                match work.hooks.action(&action) {
-                    None => HookEnd::Failed {
-                        error: format!(
-                            "action {action:?} is not in the hooks file any more. Fix: add [actions.{action}] back, then `dunning-schedule retry {}`",
-                            job.notification_id
-                        ),
-                    },
-                    Some(a) => {
-                        let contacts: Vec<&str> = [f.email.as_deref(), f.phone.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect();
-                        match work
-                            .runner
-                            .run(a, &payload(f, &job), &env(f, &job), &contacts)
-                        {
-                            Ok(output) => HookEnd::Done { output },
-                            Err(HookError::Permanent(error)) => HookEnd::Failed { error },
-                            Err(HookError::Transient(e))
-                                if job.attempts < self.cfg.tries as i32 =>
-                            {
-                                let backoff = self.backoff(job.attempts);
-                                let at = OffsetDateTime::now_utc() + backoff;
-                                dunning_store::hooks::again_at(conn, &job, at, &e, true)?;
-                                self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                                log_line(
-                                    &job,
-                                    &event,
-                                    &action,
-                                    &format!("retry in {}s ({e})", backoff.as_secs()),
-                                    started,
-                                );
-                                return Ok(true);
-                            }
-                            Err(HookError::Transient(e)) => HookEnd::Failed {
-                                error: format!("{e} (gave up after {} attempts)", job.attempts),
-                            },
-                        }
+                match self.run_action(work, f, &job) {
+                    Ok(end) => end,
+                    Err(e) => {
+                        let backoff = self.backoff(job.attempts);
+                        log(&self.hook_again(conn, &job, backoff, &e, true)?);
+                        return Ok(true);
                     }
                 }
             }
@@ -192,8 +123,74 @@ impl Worker {
             HookEnd::Skipped { reason } => (&self.stats.skipped, format!("skipped ({reason})")),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        log_line(&job, &event, &action, &line, started);
+        log(&line);
         Ok(true)
+    }
+
+    /// The check of a claimed hook job: out of attempts (its last holder died), its
+    /// ledger row gone, else [`check`].
+    fn hook_decision(&self, job: &HookJob, facts: Option<&HookFacts>) -> Decision {
+        match facts {
+            _ if job.attempts > self.cfg.tries as i32 => Decision::End(HookEnd::Failed {
+                error: format!(
+                    "gave up: the worker holding attempt {} of {} stopped before recording it (crash or kill)",
+                    job.attempts - 1,
+                    self.cfg.tries
+                ),
+            }),
+            None => Decision::End(HookEnd::Skipped {
+                reason: "ledger row is gone".to_owned(),
+            }),
+            Some(f) => check(f),
+        }
+    }
+
+    /// Runs the job's action. `Err`: a transient failure with attempts left, to retry.
+    fn run_action(&self, work: &HookWork, f: &HookFacts, job: &HookJob) -> Result<HookEnd, String> {
+        let action = f.action.as_deref().unwrap_or_default();
+        let Some(a) = work.hooks.action(action) else {
+            return Ok(HookEnd::Failed {
+                error: format!(
+                    "action {action:?} is not in the hooks file any more. Fix: add [actions.{action}] back, then `dunning-schedule retry {}`",
+                    job.notification_id
+                ),
+            });
+        };
+        let contacts: Vec<&str> = [f.customer.email.as_deref(), f.customer.phone.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        match work
+            .runner
+            .run(a, &payload(f, job), &env(f, job), &contacts)
+        {
+            Ok(output) => Ok(HookEnd::Done { output }),
+            Err(HookError::Permanent(error)) => Ok(HookEnd::Failed { error }),
+            Err(HookError::Transient(e)) if job.attempts < self.cfg.tries as i32 => Err(e),
+            Err(HookError::Transient(e)) => Ok(HookEnd::Failed {
+                error: format!("{e} (gave up after {} attempts)", job.attempts),
+            }),
+        }
+    }
+
+    /// Puts `job` back for `wait`: a retry (`count`) or a hold (the attempt handed
+    /// back). Returns the log line's outcome.
+    fn hook_again(
+        &self,
+        conn: &mut PgConnection,
+        job: &HookJob,
+        wait: Duration,
+        why: &str,
+        count: bool,
+    ) -> Result<String, StoreError> {
+        dunning_store::hooks::again_at(conn, job, OffsetDateTime::now_utc() + wait, why, count)?;
+        let (counter, what) = if count {
+            (&self.stats.retried, "retry in")
+        } else {
+            (&self.stats.released, "held")
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(format!("{what} {}s ({why})", wait.as_secs()))
     }
 }
 
@@ -265,10 +262,10 @@ fn payload(f: &HookFacts, job: &HookJob) -> serde_json::Value {
         "run_date": f.run_date.to_string(),
         "invoice": invoice,
         "customer": {
-            "id": f.customer_id,
-            "name": f.customer_name,
-            "email": f.email,
-            "phone": f.phone,
+            "id": f.customer.id,
+            "name": f.customer.name,
+            "email": f.customer.email,
+            "phone": f.customer.phone,
         },
     });
     if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
@@ -288,15 +285,15 @@ fn env(f: &HookFacts, job: &HookJob) -> Vec<(String, String)> {
         ("DUNNING_ACTION", f.action.clone().unwrap_or_default()),
         ("DUNNING_NOTIFICATION_ID", job.notification_id.to_string()),
         ("DUNNING_ATTEMPT", job.attempts.to_string()),
-        ("DUNNING_CUSTOMER_ID", f.customer_id.to_string()),
-        ("DUNNING_CUSTOMER_NAME", f.customer_name.clone()),
+        ("DUNNING_CUSTOMER_ID", f.customer.id.to_string()),
+        ("DUNNING_CUSTOMER_NAME", f.customer.name.clone()),
         (
             "DUNNING_CUSTOMER_EMAIL",
-            f.email.clone().unwrap_or_default(),
+            f.customer.email.clone().unwrap_or_default(),
         ),
         (
             "DUNNING_CUSTOMER_PHONE",
-            f.phone.clone().unwrap_or_default(),
+            f.customer.phone.clone().unwrap_or_default(),
         ),
         (
             "DUNNING_INVOICE_NUMBER",
@@ -337,6 +334,8 @@ fn log_line(job: &HookJob, event: &str, action: &str, outcome: &str, started: In
 mod tests {
     use super::*;
 
+    use dunning_store::rows::CustomerContact;
+
     #[test]
     fn every_variable_passed_to_a_command_is_listed() {
         let f = HookFacts {
@@ -350,10 +349,12 @@ mod tests {
             due_date: None,
             invoice_status: None,
             paid_at: None,
-            customer_id: 1,
-            customer_name: "Budi".into(),
-            email: None,
-            phone: None,
+            customer: CustomerContact {
+                id: 1,
+                name: "Budi".into(),
+                email: None,
+                phone: None,
+            },
             undone_status: None,
             still_isolated: None,
         };

@@ -79,19 +79,13 @@ impl Worker {
         } else {
             (self.recheck(conn, job)?, vec![job.notification_id])
         };
-        // What the re-check decided, for RUST_LOG=debug (no recipient, no text).
         log::debug!(
             "job={} notification={} channel={} attempt={} re-check: {}",
             job.id,
             job.notification_id,
             job.channel,
             job.attempts,
-            match &verdict {
-                Verdict::Send(_) => "send".to_owned(),
-                Verdict::Skip(reason) => format!("skip ({reason})"),
-                Verdict::Fail(error) => format!("fail ({error})"),
-                Verdict::Hold { reason, .. } => format!("hold ({reason})"),
-            }
+            verdict.summary()
         );
         if let (Some(slot), false) = (slot, matches!(verdict, Verdict::Send(_))) {
             self.queue.return_slot(conn, slot)?;
@@ -111,16 +105,31 @@ impl Worker {
                 retry_in,
                 quiet,
             } => {
-                self.queue
-                    .release(conn, job, OffsetDateTime::now_utc() + retry_in)?;
-                self.stats.released.fetch_add(1, Ordering::Relaxed);
-                if !quiet {
-                    trace.log(job, &format!("held {}s ({reason})", retry_in.as_secs()));
-                }
+                self.hold(conn, job, &reason, retry_in, quiet, &trace)?;
                 Ok(())
             }
         };
         done.and(self.unlock_senders(conn, job))
+    }
+
+    /// Hands `job` back for `retry_in`, its attempt not counted; logged unless
+    /// `quiet`.
+    fn hold(
+        &self,
+        conn: &mut PgConnection,
+        job: &ClaimedJob,
+        reason: &str,
+        retry_in: Duration,
+        quiet: bool,
+        trace: &Trace,
+    ) -> Result<(), StoreError> {
+        self.queue
+            .release(conn, job, OffsetDateTime::now_utc() + retry_in)?;
+        self.stats.released.fetch_add(1, Ordering::Relaxed);
+        if !quiet {
+            trace.log(job, &format!("held {}s ({reason})", retry_in.as_secs()));
+        }
+        Ok(())
     }
 
     /// Ends the sender locks of `job`'s claim, once its outcome is recorded (or the

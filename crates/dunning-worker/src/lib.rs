@@ -145,7 +145,7 @@ pub struct Worker {
     /// Payment links put into reminders (`PAYMENT_LINK`).
     links: Option<dunning_pay::Links>,
     /// Queues receipts for invoices just paid (`DUNNING_RECEIPTS`).
-    receipts: Option<receipt::ReceiptSweep>,
+    receipts: Option<every::Sweep<bool>>,
     /// Escalation hooks (`DUNNING_HOOKS`).
     hooks: Option<hook::HookWork>,
     pub stats: Stats,
@@ -205,7 +205,7 @@ impl Worker {
     /// this worker's queue; when not, drops the events. Without this call nothing
     /// looks (tests, embedders).
     pub fn with_receipts(mut self, enabled: bool) -> Self {
-        self.receipts = Some(receipt::ReceiptSweep::new(enabled));
+        self.receipts = Some(receipt::receipt_sweep(enabled));
         self
     }
 
@@ -371,7 +371,9 @@ impl Worker {
     fn turn(&self, conn: &mut PgConnection, n: u32) -> Result<Step, StoreError> {
         let local = self.cfg.zone.local(OffsetDateTime::now_utc());
         if let Some(hooks) = &self.hooks {
-            hooks.when_due(conn, self.queue.name(), local.date())?;
+            hooks
+                .events
+                .when_due(conn, self.queue.name(), local.date())?;
         }
         if !self.cfg.window.contains(local.time()) {
             // Hooks act on machines, not people: they run outside the send window.

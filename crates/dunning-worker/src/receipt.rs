@@ -1,54 +1,26 @@
 //! Receipts in the worker: queueing them for invoices that were just paid, and the
 //! re-check of one right before it goes out.
 
-use std::time::Duration;
-
-use diesel::pg::PgConnection;
 use dunning_core::message::InvoiceFacts;
 use dunning_store::StoreError;
 use dunning_store::holds::HoldReason;
 use dunning_store::queue::{ClaimedJob, Delivery};
-use time::Date;
 
 use crate::Worker;
-use crate::every::Every;
+use crate::every::Sweep;
 use crate::recheck::{Ready, Verdict};
 
-/// How often paid invoices are looked for (one cheap statement).
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
-
-/// Turns paid events into queued receipts ([`dunning_store::receipts::queue_pending`]),
-/// at most every [`SWEEP_EVERY`] per process. With `DUNNING_RECEIPTS=off` the events
-/// are dropped and nothing is queued.
-pub(crate) struct ReceiptSweep {
-    enabled: bool,
-    sweep: Every,
-}
-
-impl ReceiptSweep {
-    pub(crate) fn new(enabled: bool) -> Self {
-        ReceiptSweep {
-            enabled,
-            sweep: Every::new(SWEEP_EVERY),
-        }
-    }
-
-    /// Queues the receipts of invoices paid since the last look, when it is time to look.
-    pub(crate) fn when_due(
-        &self,
-        conn: &mut PgConnection,
-        queue: &str,
-        today: Date,
-    ) -> Result<(), StoreError> {
-        if !self.sweep.due() {
-            return Ok(());
-        }
-        let queued = dunning_store::receipts::queue_pending(conn, queue, today, self.enabled)?;
-        if queued > 0 {
-            log::info!("{queued} receipt(s) queued for invoices just paid");
-        }
-        Ok(())
-    }
+/// Turns paid events into queued receipts ([`dunning_store::receipts::queue_pending`]).
+/// With `DUNNING_RECEIPTS=off` (`enabled` false) the events are dropped and nothing
+/// is queued.
+pub(crate) fn receipt_sweep(enabled: bool) -> Sweep<bool> {
+    Sweep::new(
+        enabled,
+        "receipt(s) queued for invoices just paid",
+        |conn, enabled, queue, today| {
+            dunning_store::receipts::queue_pending(conn, queue, today, *enabled)
+        },
+    )
 }
 
 impl Worker {

@@ -34,6 +34,18 @@ pub enum Verdict {
     Fail(String),
 }
 
+impl Verdict {
+    /// The decision without recipient or text, for RUST_LOG=debug.
+    pub(crate) fn summary(&self) -> String {
+        match self {
+            Verdict::Send(_) => "send".to_owned(),
+            Verdict::Skip(reason) => format!("skip ({reason})"),
+            Verdict::Fail(error) => format!("fail ({error})"),
+            Verdict::Hold { reason, .. } => format!("hold ({reason})"),
+        }
+    }
+}
+
 /// A reminder that passed the re-check, rendered.
 #[derive(Debug)]
 pub struct Ready {

@@ -70,6 +70,8 @@ fn manager(access: ServiceManagerAccess) -> Result<ServiceManager, String> {
     })
 }
 
+// Over 60 lines on purpose: one linear Windows setup (check the flags, create,
+// describe, set the recovery), read top to bottom; steps split out would be one-use.
 fn install(flags: Vec<OsString>) -> Result<(), String> {
     // The flags must parse now, not at the first start.
     Cli::try_parse_from(std::iter::once(OsString::from("dunning-worker")).chain(flags.clone()))
@@ -257,6 +259,8 @@ fn run(flags: Vec<OsString>) -> ExitCode {
 
 define_windows_service!(ffi_service_main, service_main);
 
+// Over 60 lines on purpose: the service's life in the order Windows drives it
+// (control handler, report running, run the worker, report stopped with its code).
 fn service_main(_arguments: Vec<OsString>) {
     let handler = |control| match control {
         ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {

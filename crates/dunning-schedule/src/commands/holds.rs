@@ -158,27 +158,40 @@ pub fn opt(settings: &Settings, target: &OptTarget, opt_in: bool) -> anyhow::Res
     Ok(())
 }
 
+/// The start of a listing: with `json_out` prints `rows` as a JSON array (each row
+/// by `to_json`), else with no rows prints `none`. True: the listing is complete.
+fn listed<T>(
+    rows: &[T],
+    json_out: bool,
+    none: &str,
+    to_json: impl Fn(&T) -> serde_json::Value,
+) -> anyhow::Result<bool> {
+    if json_out {
+        let v: Vec<_> = rows.iter().map(to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(true);
+    }
+    if rows.is_empty() {
+        println!("{none}");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// `pauses`: what is held now.
 pub fn list(settings: &Settings, json_out: bool) -> anyhow::Result<()> {
     let today = today(settings);
     let mut conn = app::connect_migrated(settings)?;
     let rows = holds::current(&mut conn, today)?;
-    if json_out {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "kind": r.kind, "target": r.target, "channel": r.channel,
-                    "until": r.until.map(|d| d.to_string()), "reason": r.reason,
-                    "created_by": r.created_by, "created_at": r.created_at.to_string(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("No pauses or opt-outs: every unpaid invoice is reminded.");
+    let none = "No pauses or opt-outs: every unpaid invoice is reminded.";
+    let listed = listed(&rows, json_out, none, |r| {
+        json!({
+            "kind": r.kind, "target": r.target, "channel": r.channel,
+            "until": r.until.map(|d| d.to_string()), "reason": r.reason,
+            "created_by": r.created_by, "created_at": r.created_at.to_string(),
+        })
+    })?;
+    if listed {
         return Ok(());
     }
     for r in &rows {
@@ -201,22 +214,14 @@ pub fn replies(settings: &Settings, done: &[i64], json_out: bool) -> anyhow::Res
         return Ok(());
     }
     let rows = dunning_store::ops::replies::open(&mut conn)?;
-    if json_out {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id, "sender": r.sender, "customer": r.customer,
-                    "message": r.message, "intent": r.intent,
-                    "received_at": r.received_at.to_string(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("No replies waiting for an answer.");
+    let listed = listed(&rows, json_out, "No replies waiting for an answer.", |r| {
+        json!({
+            "id": r.id, "sender": r.sender, "customer": r.customer,
+            "message": r.message, "intent": r.intent,
+            "received_at": r.received_at.to_string(),
+        })
+    })?;
+    if listed {
         return Ok(());
     }
     let local = |t: OffsetDateTime| settings.zone.local(t);

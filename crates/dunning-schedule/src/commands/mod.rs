@@ -37,7 +37,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             phone,
             stage,
             yes,
-            queue,
+            to,
             emoji,
         } => test_dunning::run(
             settings,
@@ -46,7 +46,7 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 phone: &phone,
                 stage: &stage,
                 yes,
-                queue: &queue,
+                queue: &to.queue,
             },
             Marks::detect(emoji),
         ),
@@ -61,8 +61,8 @@ pub fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
             ids,
             all,
             channel,
-            queue,
-        } => failed::retry(settings, &ids, all, channel.as_deref(), &queue),
+            to,
+        } => failed::retry(settings, &ids, all, channel.as_deref(), &to.queue),
         Command::Doctor {
             heartbeat_max_age,
             emoji,
@@ -165,13 +165,7 @@ impl Extra {
 
 /// `95` → `1m 35s`; `90061` → `1d 1h`.
 fn human_secs(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
+    dunning_core::format::duration_in(secs, ["s", "m", "h", "d"])
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date as SqlDate, Integer, Text, Timestamptz};
 use time::{Date, Duration, UtcOffset};
 
+use super::stats::ChannelStatus;
 use crate::Result;
 
 /// Notifications created on one local day, of one channel and status.
@@ -13,12 +14,9 @@ use crate::Result;
 pub struct DayChannelStatus {
     #[diesel(sql_type = SqlDate)]
     pub day: Date,
-    #[diesel(sql_type = Text)]
-    pub channel: String,
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = BigInt)]
-    pub total: i64,
+    /// The day's count of one channel and status.
+    #[diesel(embed)]
+    pub count: ChannelStatus,
 }
 
 /// Notifications created per local day, channel and (current) status, for the

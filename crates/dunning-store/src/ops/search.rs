@@ -8,6 +8,7 @@ use diesel::sql_types::{BigInt, Date as SqlDate, Integer, Nullable, Text, Timest
 use time::{Date, OffsetDateTime};
 
 use crate::Result;
+use crate::rows::CustomerContact;
 
 /// An invoice with its customer.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -24,17 +25,13 @@ pub struct InvoiceRow {
     pub status: String,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub paid_at: Option<OffsetDateTime>,
-    #[diesel(sql_type = BigInt)]
-    pub customer_id: i64,
-    #[diesel(sql_type = Text)]
-    pub customer_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub phone: Option<String>,
+    #[diesel(embed)]
+    pub customer: CustomerContact,
 }
 
-const INVOICE_COLUMNS: &str = "i.id, i.number, i.amount, i.due_date, i.status, i.paid_at,
+/// The columns of an [`InvoiceRow`], over `invoices i JOIN customers c`.
+pub(crate) const INVOICE_COLUMNS: &str =
+    "i.id, i.number, i.amount, i.due_date, i.status, i.paid_at,
     c.id AS customer_id, c.name AS customer_name, c.email, c.phone";
 
 /// Invoices whose number is `query` (or starts with it), or whose customer's name or

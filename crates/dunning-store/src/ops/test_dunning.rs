@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Date as SqlDate, Nullable, Text};
 use time::Date;
 
+use crate::rows::Id;
 use crate::{Result, StoreError};
 
 /// What to create.
@@ -47,12 +48,6 @@ struct Found {
     id: i64,
     #[diesel(sql_type = Text)]
     name: String,
-}
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 /// A number in `0..1_000_000` that differs between calls and processes.

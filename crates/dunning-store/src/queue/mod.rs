@@ -26,6 +26,7 @@ use time::{Date, OffsetDateTime};
 
 use dunning_core::{Channel, Stage};
 
+use crate::hooks::HookJob;
 use crate::schema::jobs;
 use crate::{Result, StoreError};
 
@@ -287,6 +288,17 @@ impl JobQueue {
         .transpose()
     }
 
+    /// Reserves the oldest ready hook run of this queue ([`crate::hooks`]) for this
+    /// worker, counting the attempt, like [`JobQueue::claim`] without the sender lock.
+    pub fn claim_hook(&self, conn: &mut PgConnection) -> Result<Option<HookJob>> {
+        Ok(crate::named(sql::CLAIM_HOOK)
+            .bind::<Text, _>(&self.queue)
+            .bind::<Text, _>(crate::hooks::HOOK_CHANNEL)
+            .bind::<Text, _>(&self.worker)
+            .get_result(conn)
+            .optional()?)
+    }
+
     /// Ends the [`SenderLock`] this connection holds.
     pub fn unlock_senders(&self, conn: &mut PgConnection) -> Result<()> {
         diesel::sql_query(sql::UNLOCK_ALL).execute(conn)?;
@@ -332,16 +344,14 @@ impl JobQueue {
         outcome: &Final,
     ) -> Result<()> {
         let (status, recipient, provider_id, error) = outcome.columns();
-        crate::named(sql::FINISH)
-            .bind::<BigInt, _>(job.id)
-            .bind::<Array<BigInt>, _>(carried)
-            .bind::<Text, _>(status)
-            .bind::<Nullable<Text>, _>(recipient)
-            .bind::<Nullable<Text>, _>(provider_id)
-            .bind::<Nullable<Text>, _>(error)
-            .bind::<Integer, _>(job.attempts)
-            .execute(conn)?;
-        Ok(())
+        let end = End {
+            status,
+            recipient,
+            provider_id,
+            error,
+            body: None,
+        };
+        record_end(conn, job.id, carried, job.attempts, &end)
     }
 
     /// Puts `job` back for another attempt at `at`, keeping the error in the job and
@@ -354,25 +364,7 @@ impl JobQueue {
         at: OffsetDateTime,
         error: &str,
     ) -> Result<()> {
-        use crate::schema::notifications as n;
-        conn.transaction(|conn| {
-            diesel::update(n::table.filter(n::id.eq_any(carried)))
-                .set((
-                    n::attempts.eq(job.attempts),
-                    n::error.eq(error),
-                    n::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
-            diesel::update(jobs::table.find(job.id))
-                .set((
-                    jobs::reserved_at.eq(None::<OffsetDateTime>),
-                    jobs::reserved_by.eq(None::<String>),
-                    jobs::available_at.eq(at),
-                    jobs::last_error.eq(error),
-                ))
-                .execute(conn)?;
-            Ok(())
-        })
+        put_back(conn, job.id, carried, job.attempts, at, error)
     }
 
     /// Hands `job` back, ready at `at`, without counting its attempt (its channel
@@ -455,4 +447,69 @@ pub struct Waiting {
     pub jobs: i64,
     /// When the first of them is (or was) ready.
     pub first_ready_at: OffsetDateTime,
+}
+
+/// The ledger columns of a final state ([`sql::FINISH`]); `None` keeps the
+/// recipient and the body, and clears the provider message id and the error.
+pub(crate) struct End<'a> {
+    pub status: &'a str,
+    pub recipient: Option<&'a str>,
+    pub provider_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub body: Option<&'a str>,
+}
+
+/// Records `end` (and `attempts`) on the ledger rows `carried` and deletes job
+/// `job_id`, in one statement: a message's final state and a hook run's.
+pub(crate) fn record_end(
+    conn: &mut PgConnection,
+    job_id: i64,
+    carried: &[i64],
+    attempts: i32,
+    end: &End<'_>,
+) -> Result<()> {
+    crate::named(sql::FINISH)
+        .bind::<BigInt, _>(job_id)
+        .bind::<Array<BigInt>, _>(carried)
+        .bind::<Text, _>(end.status)
+        .bind::<Nullable<Text>, _>(end.recipient)
+        .bind::<Nullable<Text>, _>(end.provider_id)
+        .bind::<Nullable<Text>, _>(end.error)
+        .bind::<Integer, _>(attempts)
+        .bind::<Nullable<Text>, _>(end.body)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Makes job `job_id` ready again at `at` with `attempts` counted, keeping `error`
+/// in the job and on the ledger rows `carried`: a message's retry and a hook run's
+/// retry or hold.
+pub(crate) fn put_back(
+    conn: &mut PgConnection,
+    job_id: i64,
+    carried: &[i64],
+    attempts: i32,
+    at: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    use crate::schema::notifications as n;
+    conn.transaction(|conn| {
+        diesel::update(n::table.filter(n::id.eq_any(carried)))
+            .set((
+                n::attempts.eq(attempts),
+                n::error.eq(error),
+                n::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        diesel::update(jobs::table.find(job_id))
+            .set((
+                jobs::reserved_at.eq(None::<OffsetDateTime>),
+                jobs::reserved_by.eq(None::<String>),
+                jobs::available_at.eq(at),
+                jobs::last_error.eq(error),
+                jobs::attempts.eq(attempts),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }

@@ -5,35 +5,52 @@
 //! the modules next to this one. No planner settings anywhere: where a plan went
 //! wrong the query or the index was fixed.
 
-/// Reserves the oldest ready job of queue `$1` and channel `$2` for worker `$3`,
-/// counting the attempt, and tries the sender lock (advisory lock class `$4`) of
-/// every invoice the job carries (its own, or its group's; NULL without an invoice):
-/// see `JobQueue::claim`. `FOR UPDATE SKIP LOCKED`: workers never take the same job
-/// and never wait for each other. Written here rather than in the DSL because it
-/// runs once per job and diesel never keeps an `UPDATE` prepared.
-pub(crate) const CLAIM: &str = "UPDATE jobs SET reserved_at = now(), reserved_by = $3,
+/// The claim's core: reserves the oldest ready job of queue `$1` and channel `$2`
+/// for worker `$3`, counting the attempt (`FOR UPDATE SKIP LOCKED`: workers never
+/// take the same job and never wait for each other), and returns the job's `id`,
+/// `notification_id`, `channel` and `attempts`. [`CLAIM`] adds the sender lock;
+/// [`CLAIM_HOOK`] is it alone.
+macro_rules! reserve_next {
+    () => {
+        "UPDATE jobs SET reserved_at = now(), reserved_by = $3,
                      attempts = attempts + 1
      WHERE id IN (SELECT id FROM jobs
                   WHERE queue = $1 AND channel = $2 AND available_at <= now()
                     AND reserved_at IS NULL
                   ORDER BY available_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-     RETURNING id, notification_id, channel, attempts,
+     RETURNING id, notification_id, channel, attempts"
+    };
+}
+
+/// `reserve_next!` for a message, trying the sender lock (advisory lock class `$4`)
+/// of every invoice the job carries (its own, or its group's; NULL without an
+/// invoice): see `JobQueue::claim`. Written here rather than in the DSL because it
+/// runs once per job and diesel never keeps an `UPDATE` prepared.
+pub(crate) const CLAIM: &str = concat!(
+    reserve_next!(),
+    ",
                (SELECT bool_and(pg_try_advisory_lock($4, (n.invoice_id & 2147483647)::integer))
                 FROM notifications n
                 WHERE (n.id = jobs.notification_id OR n.group_id = jobs.notification_id)
                   AND n.invoice_id IS NOT NULL) AS sender_lock,
                EXISTS (SELECT 1 FROM notifications g
-                       WHERE g.id = jobs.notification_id AND g.group_id IS NOT NULL) AS grouped";
+                       WHERE g.id = jobs.notification_id AND g.group_id IS NOT NULL) AS grouped"
+);
+
+/// `reserve_next!` for a hook run (`$2` = `hook`): no sender lock, a hook sends
+/// nothing. See `JobQueue::claim_hook`.
+pub(crate) const CLAIM_HOOK: &str = reserve_next!();
 
 /// A final state: the ledger rows a job carried (`$2`: its own, or the rows one
 /// grouped message carried) updated (with the recipient actually used) and the job
 /// deleted, in one statement: all recorded, or (crash) none. `$1` job id, `$3`
 /// status, `$4` recipient (NULL keeps the old one), `$5` provider message id, `$6`
-/// error, `$7` attempts. The data-modifying CTE always runs to completion.
+/// error, `$7` attempts, `$8` body (a hook run's output; NULL keeps the old one).
+/// The data-modifying CTE always runs to completion.
 pub(crate) const FINISH: &str = "WITH noted AS (
          UPDATE notifications
             SET status = $3, recipient = COALESCE($4, recipient), provider_message_id = $5,
-                error = $6, attempts = $7, updated_at = now(),
+                error = $6, attempts = $7, body = COALESCE($8, body), updated_at = now(),
                 sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
           WHERE id = ANY($2)
      )

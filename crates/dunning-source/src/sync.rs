@@ -20,7 +20,7 @@
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use dunning_store::ops::import::{CustomerRow, InvoiceRow};
-use dunning_store::ops::mirror::{self, Origin, ReadInvoice, SyncCounts};
+use dunning_store::ops::mirror::{self, LeftOut, Origin, ReadInvoice, SyncCounts};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 
 use crate::client::{Header, Row, Source, Which};
@@ -179,14 +179,24 @@ fn run(
                 customers_mark: None,
                 invoices_mark: None,
             };
-            run.customers(
-                src,
+            let customers = Query {
+                which: Which::Customers,
+                header: &customers_h,
+                since: customers_since.as_deref(),
+            };
+            let mut r = Reading {
+                src: &mut *src,
                 conn,
-                &customers_h,
-                customers_since.as_deref(),
-                progress,
-            )?;
-            run.invoices(src, conn, &invoices_h, invoices_since.as_deref(), progress)?;
+                progress: &mut *progress,
+            };
+            run.customers(&mut r, &customers)?;
+            let invoices = Query {
+                which: Which::Invoices,
+                header: &invoices_h,
+                since: invoices_since.as_deref(),
+            };
+            run.invoices(&mut r, &invoices)?;
+            let conn = r.conn;
             let t = std::time::Instant::now();
             if mode == Mode::Full {
                 run.counts.invoices_void = count(mirror::void_missing(conn)?);
@@ -239,6 +249,25 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// One of the two queries, as this sync reads it: its columns, and the
+/// incremental start (None: every row).
+struct Query<'a> {
+    which: Which,
+    header: &'a Header,
+    since: Option<&'a str>,
+}
+
+/// What every read of a sync goes through: the source, the mirror's connection
+/// (in the sync's transaction) and the progress callback.
+struct Reading<'a> {
+    src: &'a mut Source,
+    conn: &'a mut PgConnection,
+    progress: &'a mut dyn FnMut(Which, u64),
+}
+
+/// Checks one chunk of rows (the first at the given position) and stages them.
+type Stage<'a> = dyn FnMut(&mut PgConnection, &[Row], u64) -> Result<(), SourceError> + 'a;
+
 struct Run {
     counts: SyncCounts,
     rejected: Vec<Rejected>,
@@ -253,25 +282,59 @@ impl Run {
         }
     }
 
-    fn customers(
-        &mut self,
-        src: &mut Source,
-        conn: &mut PgConnection,
-        h: &Header,
-        since: Option<&str>,
-        progress: &mut dyn FnMut(Which, u64),
-    ) -> Result<(), SourceError> {
-        let started = std::time::Instant::now();
+    /// Reads the query chunk by chunk into `stage` (each row with its position,
+    /// 1-based), telling `progress`; then logs how long reading and `merge` took.
+    fn read_then_merge<M>(
+        r: &mut Reading<'_>,
+        q: &Query<'_>,
+        stage: &mut Stage<'_>,
+        merge: impl FnOnce(&mut PgConnection) -> Result<M, SourceError>,
+    ) -> Result<M, SourceError> {
+        let (which, started) = (q.which, std::time::Instant::now());
         let mut read: u64 = 0;
-        src.read(Which::Customers, h, since, CHUNK, &mut |chunk: &[Row]| {
+        let Reading {
+            src,
+            conn,
+            progress,
+        } = r;
+        src.read(which, q.header, q.since, CHUNK, &mut |chunk: &[Row]| {
+            stage(conn, chunk, read + 1)?;
+            read += chunk.len() as u64;
+            progress(which, read);
+            Ok(())
+        })?;
+        let staged = started.elapsed();
+        let merged = merge(conn)?;
+        log::debug!(
+            "sync: {read} {} rows read, checked and staged in {:.2}s, merged in {:.2}s",
+            which.name(),
+            staged.as_secs_f64(),
+            (started.elapsed() - staged).as_secs_f64()
+        );
+        Ok(merged)
+    }
+
+    /// Rejects the rows a merge left out because an earlier row had their key.
+    fn reject_duplicates(&mut self, query: &'static str, key: &str, rows: Vec<LeftOut>) {
+        for d in rows {
+            let reason = format!(
+                "duplicate {key} {:?}: the query returns it more than once (the first row is used)",
+                d.key
+            );
+            self.reject(query, d.key, reason);
+        }
+    }
+
+    fn customers(&mut self, r: &mut Reading<'_>, q: &Query<'_>) -> Result<(), SourceError> {
+        let h = q.header;
+        let stage = &mut |conn: &mut PgConnection, chunk: &[Row], first: u64| {
             let mut good: Vec<(u64, CustomerRow)> = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                read += 1;
+            for (ord, row) in (first..).zip(chunk) {
                 if let Some(t) = rows::updated_at(h, row) {
                     self.customers_mark = self.customers_mark.max(Some(t));
                 }
-                match rows::customer(h, row, read) {
-                    Ok(c) => good.push((read, c)),
+                match rows::customer(h, row, ord) {
+                    Ok(c) => good.push((ord, c)),
                     Err(bad) => {
                         self.counts.customers_rejected += 1;
                         self.reject("customers", bad.key, bad.reasons.join("; "));
@@ -279,62 +342,40 @@ impl Run {
                 }
             }
             let staged: Vec<(u64, &CustomerRow)> = good.iter().map(|(n, c)| (*n, c)).collect();
-            mirror::stage_customers(conn, &staged)?;
-            progress(Which::Customers, read);
-            Ok(())
+            Ok(mirror::stage_customers(conn, &staged)?)
+        };
+        let m = Self::read_then_merge(r, q, stage, |conn| {
+            Ok(mirror::merge_customers(conn, KEEP_REJECTED)?)
         })?;
-        let staged = started.elapsed();
-        let m = mirror::merge_customers(conn, KEEP_REJECTED)?;
-        log::debug!(
-            "sync: {read} customers rows read, checked and staged in {:.2}s, merged in {:.2}s",
-            staged.as_secs_f64(),
-            (started.elapsed() - staged).as_secs_f64()
-        );
         self.counts.customers_new += count(m.counts.created);
         self.counts.customers_changed += count(m.counts.updated);
         self.counts.customers_unchanged += count(m.counts.unchanged);
         self.counts.customers_rejected += count(m.duplicates_total);
-        for d in m.duplicates {
-            let key = d.key;
-            self.reject(
-                "customers",
-                key.clone(),
-                format!("duplicate external_id {key:?}: the query returns it more than once (the first row is used)"),
-            );
-        }
+        self.reject_duplicates("customers", "external_id", m.duplicates);
         Ok(())
     }
 
-    fn invoices(
-        &mut self,
-        src: &mut Source,
-        conn: &mut PgConnection,
-        h: &Header,
-        since: Option<&str>,
-        progress: &mut dyn FnMut(Which, u64),
-    ) -> Result<(), SourceError> {
-        let started = std::time::Instant::now();
-        let mut read: u64 = 0;
-        src.read(Which::Invoices, h, since, CHUNK, &mut |chunk: &[Row]| {
+    fn invoices(&mut self, r: &mut Reading<'_>, q: &Query<'_>) -> Result<(), SourceError> {
+        let h = q.header;
+        let stage = &mut |conn: &mut PgConnection, chunk: &[Row], first: u64| {
             let mut checked: Vec<(u64, Option<&str>, Option<InvoiceRow>)> =
                 Vec::with_capacity(chunk.len());
-            for row in chunk {
-                read += 1;
+            for (ord, row) in (first..).zip(chunk) {
                 // Every number read counts as present in the source, even on a
                 // rejected row: a malformed amount must not void the invoice.
                 let number = h
                     .get(row, "number")
                     .map(str::trim)
                     .filter(|n| !n.is_empty());
-                match rows::invoice(h, row, read) {
+                match rows::invoice(h, row, ord) {
                     Ok((inv, updated)) => {
                         self.invoices_mark = self.invoices_mark.max(updated);
-                        checked.push((read, number, Some(inv)));
+                        checked.push((ord, number, Some(inv)));
                     }
                     Err(bad) => {
                         self.counts.invoices_rejected += 1;
                         self.reject("invoices", bad.key, bad.reasons.join("; "));
-                        checked.push((read, number, None));
+                        checked.push((ord, number, None));
                     }
                 }
             }
@@ -348,29 +389,20 @@ impl Run {
                     })
                 })
                 .collect();
-            mirror::stage_invoices(conn, &staged)?;
-            progress(Which::Invoices, read);
-            Ok(())
+            Ok(mirror::stage_invoices(conn, &staged)?)
+        };
+        let m = Self::read_then_merge(r, q, stage, |conn| {
+            Ok(mirror::merge_invoices(
+                conn,
+                KEEP_REJECTED,
+                Origin::Billing,
+            )?)
         })?;
-        let staged = started.elapsed();
-        let m = mirror::merge_invoices(conn, KEEP_REJECTED, Origin::Billing)?;
-        log::debug!(
-            "sync: {read} invoices rows read, checked and staged in {:.2}s, merged in {:.2}s",
-            staged.as_secs_f64(),
-            (started.elapsed() - staged).as_secs_f64()
-        );
         self.counts.invoices_new += count(m.counts.created);
         self.counts.invoices_changed += count(m.counts.updated);
         self.counts.invoices_unchanged += count(m.counts.unchanged);
         self.counts.invoices_rejected += count(m.duplicates_total + m.orphans_total);
-        for d in m.duplicates {
-            let n = d.key;
-            self.reject(
-                "invoices",
-                n.clone(),
-                format!("duplicate number {n:?}: the query returns it more than once (the first row is used)"),
-            );
-        }
+        self.reject_duplicates("invoices", "number", m.duplicates);
         for o in m.orphans {
             let ext = o.detail.unwrap_or_default();
             self.reject(

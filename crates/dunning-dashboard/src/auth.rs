@@ -115,6 +115,56 @@ impl User {
     }
 }
 
+/// A posted dashboard form: its CSRF field.
+pub(crate) trait Posted: serde::de::DeserializeOwned + Send {
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// Implements [`Posted`] for forms with a `csrf: Option<String>` field.
+macro_rules! posted {
+    ($($form:ty),+ $(,)?) => {
+        $(impl crate::auth::Posted for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        })+
+    };
+}
+pub(crate) use posted;
+
+/// An action: a form posted by a signed-in admin, checked in this order before the
+/// handler runs: the session (else the login page), the form (else 422), then
+/// the CSRF token and the role ([`User::may_act`], else 403). Every action
+/// handler takes one, so none can forget the check.
+pub(crate) struct Act<F> {
+    pub state: DashboardState,
+    pub user: User,
+    pub form: F,
+}
+
+impl<F: Posted> axum::extract::FromRequest<DashboardState> for Act<F> {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &DashboardState,
+    ) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let user = User::from_request_parts(&mut parts, state).await?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let Form(form) = Form::<F>::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        user.may_act(form.csrf())
+            .map_err(IntoResponse::into_response)?;
+        Ok(Act {
+            state: state.clone(),
+            user,
+            form,
+        })
+    }
+}
+
 fn csrf_refused() -> AppError {
     AppError::forbidden(
         "Token CSRF tidak ada atau salah, jadi tidak ada yang diubah. Muat ulang halaman lalu coba lagi.",

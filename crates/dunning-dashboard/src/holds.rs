@@ -2,7 +2,7 @@
 //! same `dunning_store` functions as `dunning-schedule replies`, `pauses`, `pause`,
 //! `unpause`, `optout` and `optin`.
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use dunning_core::Channel;
 use dunning_core::mask::mask_recipient;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 
-use crate::auth::User;
+use crate::auth::{Act, User};
 use crate::pages::page;
 use crate::view::when;
 use crate::{AppError, DashboardState};
@@ -89,11 +89,8 @@ pub(crate) struct HandledForm {
 
 /// "Tandai sudah ditangani": `dunning-schedule replies --done ID`, audited.
 pub(crate) async fn mark_handled(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<HandledForm>,
+    Act { state, user, form }: Act<HandledForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let (handled_by, id) = (by(&user.name), form.id);
     let n = state
         .audited(&user, "tandai balasan ditangani", move |c| {
@@ -240,11 +237,8 @@ where
 
 /// "Tambah jeda": `dunning-schedule pause customer|invoice … --until --reason`.
 pub(crate) async fn add_pause(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<PauseForm>,
+    Act { state, user, form }: Act<PauseForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let today = today(&state);
     let until = Date::parse(
         form.until.trim(),
@@ -315,11 +309,8 @@ pub(crate) struct EndPauseForm {
 
 /// "Akhiri": `dunning-schedule unpause customer|invoice …`.
 pub(crate) async fn end_pause(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<EndPauseForm>,
+    Act { state, user, form }: Act<EndPauseForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let target = match (form.invoice_id, form.customer_id) {
         (Some(i), _) => Target::Invoice(i),
         (None, Some(c)) => Target::Customer(c),
@@ -375,12 +366,7 @@ fn opt_channels(name: &str, all_allowed: bool) -> Result<Vec<Channel>, AppError>
 }
 
 /// "Berhenti kirim": `dunning-schedule optout customer … --channel …`.
-pub(crate) async fn opt_out(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<OptForm>,
-) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
+pub(crate) async fn opt_out(Act { state, user, form }: Act<OptForm>) -> Result<Response, AppError> {
     let channels = opt_channels(&form.channel, true)?;
     let why = reason(&form.reason)?;
     let key = form.key.trim().to_owned();
@@ -413,12 +399,7 @@ pub(crate) async fn opt_out(
 }
 
 /// "Kirim lagi": `dunning-schedule optin customer … --channel …`.
-pub(crate) async fn opt_in(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<OptForm>,
-) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
+pub(crate) async fn opt_in(Act { state, user, form }: Act<OptForm>) -> Result<Response, AppError> {
     let channels = opt_channels(&form.channel, false)?;
     let Some(customer) = form.customer_id else {
         return Err(AppError::bad_request(
@@ -445,3 +426,5 @@ pub(crate) async fn opt_in(
     .await?;
     Ok(Redirect::to(&format!("/jeda?ok=optin-{n}")).into_response())
 }
+
+crate::auth::posted!(EndPauseForm, HandledForm, OptForm, PauseForm);

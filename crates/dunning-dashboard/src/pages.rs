@@ -2,7 +2,7 @@
 //! CLI prints (`stats`, `failed`, `doctor`, `retry`, `resume`); handlers only
 //! arrange them.
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use dunning_core::config::WhatsAppDriver;
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Date, Duration, OffsetDateTime};
 
-use crate::auth::User;
+use crate::auth::{Act, User};
 use crate::view::{duration, render, when};
 use crate::{AppError, DashboardState, chart};
 
@@ -298,11 +298,8 @@ pub(crate) struct ResumeForm {
 
 /// "Lanjutkan": ends a channel's pause, as `dunning-schedule resume CHANNEL`.
 pub(crate) async fn resume(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<ResumeForm>,
+    Act { state, user, form }: Act<ResumeForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let channel: Channel = form
         .channel
         .parse()
@@ -470,11 +467,8 @@ pub(crate) struct RetryOneForm {
 
 /// Puts one failed delivery back on the queue (`dunning-schedule retry ID`).
 pub(crate) async fn retry_one(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<RetryOneForm>,
+    Act { state, user, form }: Act<RetryOneForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let (id, queue) = (form.id, state.options().queue.clone());
     let n = state
         .audited(&user, "kirim ulang", move |c| {
@@ -525,11 +519,8 @@ pub(crate) struct RetryAllForm {
 
 /// Retries every failed delivery that matches the filter (`retry` with those ids).
 pub(crate) async fn retry_all(
-    State(state): State<DashboardState>,
-    user: User,
-    Form(form): Form<RetryAllForm>,
+    Act { state, user, form }: Act<RetryAllForm>,
 ) -> Result<Response, AppError> {
-    user.may_act(form.csrf.as_deref())?;
     let filter = OwnedFilter::parse(&FailedQuery {
         channel: form.channel,
         stage: form.stage,
@@ -753,3 +744,5 @@ pub(crate) async fn audit(
         .collect();
     page(&state, &user, "audit.html", "audit", context! { items })
 }
+
+crate::auth::posted!(ResumeForm, RetryAllForm, RetryOneForm);

@@ -385,6 +385,35 @@ async fn a_viewer_is_refused_actions_and_a_post_without_csrf_token_is_refused() 
     assert_eq!(status, 403);
     let (status, _) = post(&app, "/keluar", &admin, &[]);
     assert_eq!(status, 403, "even logout needs the token");
+    // Every action, its form otherwise valid, refuses a POST without the token.
+    for (path, form) in [
+        ("/hari-ini/lanjutkan", &[("channel", "whatsapp")][..]),
+        ("/gagal/ulang", &[("id", wa.as_str())][..]),
+        ("/gagal/ulang-semua", &[("channel", "")][..]),
+        ("/balasan/tangani", &[("id", "1")][..]),
+        (
+            "/jeda/tambah",
+            &[("kind", "invoice"), ("key", "INV-20261201-000001")][..],
+        ),
+        ("/jeda/akhiri", &[("invoice_id", "1")][..]),
+        (
+            "/jeda/berhenti",
+            &[("customer_id", "1"), ("channel", "whatsapp")][..],
+        ),
+        (
+            "/jeda/kirim-lagi",
+            &[("customer_id", "1"), ("channel", "whatsapp")][..],
+        ),
+    ] {
+        let (status, body) = post(&app, path, &admin, form);
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("Token CSRF"), "{path}: {body}");
+    }
+    assert_eq!(
+        app.count("SELECT (SELECT count(*) FROM pauses) + (SELECT count(*) FROM opt_outs) AS n"),
+        0,
+        "nothing paused, nobody opted out"
+    );
     assert_eq!(
         app.count("SELECT count(*) AS n FROM notifications WHERE status = 'failed'"),
         2,

@@ -212,7 +212,9 @@ impl Worker {
             Ok(url) => (url, None),
             Err(e) => (None, Some(e.to_string())),
         };
-        dunning_store::payments::note_link_error(conn, job.notification_id, error.as_deref())?;
+        if error != d.link_error {
+            dunning_store::payments::note_link_error(conn, job.notification_id, error.as_deref())?;
+        }
         if let Some(e) = error {
             log::warn!(
                 "job={} invoice {}: sending without a payment link: {e}",

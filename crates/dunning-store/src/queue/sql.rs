@@ -41,20 +41,34 @@ pub(crate) const CLAIM: &str = concat!(
 /// nothing. See `JobQueue::claim_hook`.
 pub(crate) const CLAIM_HOOK: &str = reserve_next!();
 
-/// A final state: the ledger rows a job carried (`$2`: its own, or the rows one
-/// grouped message carried) updated (with the recipient actually used) and the job
-/// deleted, in one statement: all recorded, or (crash) none. `$1` job id, `$3`
-/// status, `$4` recipient (NULL keeps the old one), `$5` provider message id, `$6`
-/// error, `$7` attempts, `$8` body (a hook run's output; NULL keeps the old one).
-/// The data-modifying CTE always runs to completion.
-pub(crate) const FINISH: &str = "WITH noted AS (
+/// A final state: the ledger rows a job carried (`$2`, see [`FINISH_ONE`] and
+/// [`FINISH`]) updated (with the recipient actually used) and the job deleted, in
+/// one statement: all recorded, or (crash) none. `$1` job id, `$3` status, `$4`
+/// recipient (NULL keeps the old one), `$5` provider message id, `$6` error, `$7`
+/// attempts, `$8` body (a hook run's output; NULL keeps the old one). The
+/// data-modifying CTE always runs to completion.
+macro_rules! finish {
+    ($rows:literal) => {
+        concat!(
+            "WITH noted AS (
          UPDATE notifications
             SET status = $3, recipient = COALESCE($4, recipient), provider_message_id = $5,
                 error = $6, attempts = $7, body = COALESCE($8, body), updated_at = now(),
                 sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END
-          WHERE id = ANY($2)
+          WHERE ",
+            $rows,
+            "
      )
-     DELETE FROM jobs WHERE id = $1";
+     DELETE FROM jobs WHERE id = $1"
+        )
+    };
+}
+
+/// `finish!` for one ledger row, `$2` its id.
+pub(crate) const FINISH_ONE: &str = finish!("id = $2");
+
+/// `finish!` for the rows one grouped message carried, `$2` their ids.
+pub(crate) const FINISH: &str = finish!("id = ANY($2)");
 
 /// Ends every advisory lock this session holds (the sender lock the claim took,
 /// see `JobQueue::claim`).
@@ -85,7 +99,7 @@ pub(crate) const RECHECK: &str = concat!(
             COALESCE((SELECT bool_or(o.status = 'sent' AND o.sent_at >= $2 AND o.sent_at < $3)
                       FROM notifications o
                       WHERE o.invoice_id = n.invoice_id AND o.channel = n.channel AND o.id <> n.id),
-                     false) AS sent_today,
+                     false) AS sent_today, n.link_error,
             h.kind AS hold_kind, h.until AS hold_until, h.reason AS hold_reason
      FROM notifications n
      JOIN invoices i ON i.id = n.invoice_id

@@ -224,7 +224,8 @@ struct SecondaryIndex {
 /// Everything is in the caller's transaction: a failed sync keeps every index.
 fn insert_in_bulk(
     conn: &mut PgConnection,
-    table: &str,
+    // A name written in this file, never input: it is formatted into the SQL.
+    table: &'static str,
     insert: impl FnOnce(&mut PgConnection) -> Result<usize>,
 ) -> Result<usize> {
     let empty = count_of(

@@ -304,7 +304,8 @@ impl JobQueue {
 
     /// Ends the [`SenderLock`] this connection holds.
     pub fn unlock_senders(&self, conn: &mut PgConnection) -> Result<()> {
-        diesel::sql_query(sql::UNLOCK_ALL).execute(conn)?;
+        // Named (prepared once per connection): it runs after every job.
+        crate::named(sql::UNLOCK_ALL).execute(conn)?;
         Ok(())
     }
 
